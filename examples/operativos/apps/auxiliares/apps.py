@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class AuxiliaresConfig(AppConfig):
+    name = "apps.auxiliares"
+    verbose_name = "Auxiliares"

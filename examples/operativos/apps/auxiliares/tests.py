@@ -1,0 +1,184 @@
+"""Tests that need no database, so `manage.py test` creates no test database."""
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from unittest import mock
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import OperationalError
+from django.test import SimpleTestCase, override_settings
+
+from .database import MissingSchemaError
+from .entorno import parse_bool, parse_int, parse_list, require_env
+from .release import read_release_id
+
+
+class ReadReleaseIdTests(SimpleTestCase):
+    def setUp(self):
+        temporary_directory = tempfile.TemporaryDirectory()
+        self.addCleanup(temporary_directory.cleanup)
+        self.base_dir = Path(temporary_directory.name)
+
+    def write_revision(self, text):
+        (self.base_dir / "REVISION").write_text(text, encoding="utf-8")
+
+    def test_env_overrides_revision_file(self):
+        self.write_revision("from-file\n")
+        self.assertEqual(read_release_id(self.base_dir, {"OPERATIVOS_RELEASE": "from-env"}), "from-env")
+
+    def test_blank_env_is_ignored(self):
+        self.write_revision("from-file\n")
+        self.assertEqual(read_release_id(self.base_dir, {"OPERATIVOS_RELEASE": "  "}), "from-file")
+
+    def test_revision_file_first_line(self):
+        self.write_revision("  3f2a9c1e  \nsecond line\n")
+        self.assertEqual(read_release_id(self.base_dir, {}), "3f2a9c1e")
+
+    def test_missing_revision_file(self):
+        self.assertEqual(read_release_id(self.base_dir, {}), "unknown")
+
+    def test_empty_revision_file(self):
+        self.write_revision("")
+        self.assertEqual(read_release_id(self.base_dir, {}), "unknown")
+
+
+class EnvironmentParserTests(SimpleTestCase):
+    def test_parse_list_drops_blanks(self):
+        self.assertEqual(parse_list("a.example, ,b.example,, "), ["a.example", "b.example"])
+
+    def test_parse_list_unset_or_empty(self):
+        self.assertEqual(parse_list(None), [])
+        self.assertEqual(parse_list(""), [])
+        self.assertEqual(parse_list(" , "), [])
+
+    def test_parse_bool_true_values(self):
+        for value in ["true", "TRUE", "True", "1", "yes", "YES", " yes "]:
+            with self.subTest(value=value):
+                self.assertIs(parse_bool(value), True)
+
+    def test_parse_bool_false_values(self):
+        for value in [None, "", "false", "0", "no", "on", "y"]:
+            with self.subTest(value=value):
+                self.assertIs(parse_bool(value), False)
+
+    def test_parse_int_default_and_value(self):
+        self.assertEqual(parse_int("SECURE_HSTS_SECONDS", None, default=0), 0)
+        self.assertEqual(parse_int("SECURE_HSTS_SECONDS", " ", default=0), 0)
+        self.assertEqual(parse_int("SECURE_HSTS_SECONDS", "3600", default=0), 3600)
+
+    def test_parse_int_invalid_names_variable(self):
+        with self.assertRaisesMessage(ImproperlyConfigured, "SECURE_HSTS_SECONDS must be an integer"):
+            parse_int("SECURE_HSTS_SECONDS", "one hour", default=0)
+
+    def test_require_env_missing(self):
+        with (
+            mock.patch.dict(os.environ, {}, clear=True),
+            self.assertRaisesMessage(ImproperlyConfigured, "SECRET_KEY is missing or empty"),
+        ):
+            require_env("SECRET_KEY", "x")
+
+    def test_require_env_blank(self):
+        with (
+            mock.patch.dict(os.environ, {"SECRET_KEY": "  "}, clear=True),
+            self.assertRaisesMessage(ImproperlyConfigured, "SECRET_KEY is missing or empty"),
+        ):
+            require_env("SECRET_KEY", "x")
+
+    def test_require_env_present(self):
+        with mock.patch.dict(os.environ, {"SECRET_KEY": "s3cr3t"}, clear=True):
+            self.assertEqual(require_env("SECRET_KEY", "x"), "s3cr3t")
+
+
+class SettingsImportTests(SimpleTestCase):
+    """Import configuracion.settings in a child process, because this process has already loaded it."""
+
+    def import_settings(self, environ):
+        return subprocess.run(
+            [sys.executable, "-c", "import configuracion.settings"],
+            check=False,
+            cwd=settings.BASE_DIR,
+            env={"PATH": os.environ.get("PATH", ""), **environ},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def test_missing_secret_key_fails(self):
+        result = self.import_settings({"DATABASE_URL": "postgres://u:p@127.0.0.1:1/x"})
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("ImproperlyConfigured: The environment variable SECRET_KEY is missing", result.stderr)
+
+    def test_missing_database_url_fails(self):
+        result = self.import_settings({"SECRET_KEY": "x"})
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("ImproperlyConfigured: The environment variable DATABASE_URL is missing", result.stderr)
+
+    def test_complete_environment_imports(self):
+        result = self.import_settings({"SECRET_KEY": "x", "DATABASE_URL": "postgres://u:p@127.0.0.1:1/x"})
+        self.assertEqual(result.returncode, 0, result.stderr)
+
+
+@override_settings(ALLOWED_HOSTS=["testserver"])
+class ApiTests(SimpleTestCase):
+    def test_unknown_api_path_is_json_404(self):
+        response = self.client.get("/api/does-not-exist")
+        self.assertEqual(response.status_code, 404)
+        self.assertEqual(response["Content-Type"], "application/json")
+        self.assertEqual(response.json(), {"detail": "Not Found"})
+
+    def test_unknown_path_post_is_json_404(self):
+        response = self.client.post("/api/operativos/1/nope", data="{}", content_type="application/json")
+        self.assertEqual(response.status_code, 404)
+        self.assertEqual(response.json(), {"detail": "Not Found"})
+
+    @override_settings(OPERATIVOS_RELEASE="3f2a9c1e")
+    def test_version_returns_release_and_host(self):
+        response = self.client.get("/api/version")
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(response.json(), {"release": "3f2a9c1e", "host": socket.gethostname()})
+
+    @override_settings(OPERATIVOS_RELEASE="3f2a9c1e")
+    def test_health_ok(self):
+        with mock.patch("apps.auxiliares.api.check_database") as check_database:
+            response = self.client.get("/api/health")
+        check_database.assert_called_once_with()
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(response.json(), {"status": "ok", "database": "up", "release": "3f2a9c1e"})
+
+    def test_health_database_error_is_503(self):
+        error = OperationalError("connection refused")
+        with (
+            mock.patch("apps.auxiliares.api.check_database", side_effect=error),
+            self.assertLogs("apps.auxiliares.api", level="ERROR") as logs,
+        ):
+            response = self.client.get("/api/health")
+        self.assertEqual(response.status_code, 503)
+        self.assertEqual(response.json(), {"status": "error", "database": "down", "detail": "OperationalError"})
+        self.assertIn("connection refused", logs.output[0])
+
+    def test_health_missing_schema_is_503(self):
+        error = MissingSchemaError(["historico"])
+        with (
+            mock.patch("apps.auxiliares.api.check_database", side_effect=error),
+            self.assertLogs("apps.auxiliares.api", level="ERROR") as logs,
+        ):
+            response = self.client.get("/api/health")
+        self.assertEqual(response.status_code, 503)
+        self.assertEqual(response.json()["detail"], "MissingSchemaError")
+        self.assertIn("historico", logs.output[0])
+
+    def test_endpoint_database_error_is_503(self):
+        error = OperationalError("connection refused")
+        with (
+            mock.patch("apps.operativos.api.Operativo.objects.order_by", side_effect=error),
+            self.assertLogs("configuracion.api", level="ERROR") as logs,
+        ):
+            response = self.client.get("/api/operativos/")
+        self.assertEqual(response.status_code, 503)
+        self.assertEqual(response.json(), {"detail": "Database unavailable"})
+        self.assertIn("GET /api/operativos/", logs.output[0])

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class HistoricoConfig(AppConfig):
+    name = "apps.historico"
+    verbose_name = "Histórico"

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class OperativosConfig(AppConfig):
+    name = "apps.operativos"
+    verbose_name = "Operativos"
