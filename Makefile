@@ -1,0 +1,46 @@
+# Entry points for people and CI. Every target installs what it needs first (tools/bootstrap.sh).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV := $(CURDIR)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_FORCE_COLOR := false
+export PY_COLORS := 0
+export NO_COLOR := 1
+IMAGES := operativos-systemd:bookworm operativos-systemd:trixie
+SCENARIO ?=
+LOCAL_URL := http://127.0.0.1:8080/
+
+.PHONY: help setup images demo demo-destroy test lint molecule
+
+help:
+	@echo "make demo          run the whole stack in a local systemd container and print its URL"
+	@echo "make test          lint, then every molecule scenario (SCENARIO=name runs one)"
+	@echo "make lint          yamllint, ansible-lint (production profile) and ruff"
+	@echo "make demo-destroy  remove the local container"
+
+setup:
+	tools/bootstrap.sh
+
+images: setup
+	tools/build-base-image.sh bookworm
+	tools/build-base-image.sh trixie
+
+demo: setup
+	tools/build-base-image.sh bookworm
+	ansible-playbook playbooks/local-host.yml
+	ansible-playbook site.yml
+	@echo "operativos is up: $(LOCAL_URL)"
+
+demo-destroy:
+	docker rm --force operativos-local
+
+lint: setup
+	yamllint --strict .
+	ansible-lint
+	ruff check .
+	ruff format --check .
+
+molecule: images
+	molecule test $(if $(SCENARIO),--scenario-name $(SCENARIO),--all)
+
+test: lint molecule

@@ -1,0 +1,86 @@
+"""Requests through nginx on the converged host."""
+
+import re
+
+import pytest
+
+
+def test_root_serves_spa_html(http):
+    response = http("/")
+    assert response.status == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert '<div id="app">' in response.body
+
+
+def test_deep_link_serves_spa_html(http):
+    root = http("/")
+    deep = http("/operativos")
+    assert deep.status == 200
+    assert deep.body == root.body
+
+
+def test_index_html_is_not_cached(http):
+    assert http("/").headers.get("cache-control") == "no-cache"
+
+
+def test_hashed_asset_is_cached_for_a_year(http):
+    match = re.search(r'/assets/[^"]+\.js', http("/").body)
+    assert match, "index.html names no JavaScript asset"
+    response = http(match.group(0))
+    assert response.status == 200
+    assert "max-age=31536000" in response.headers.get("cache-control", "")
+    assert "immutable" in response.headers.get("cache-control", "")
+
+
+def test_missing_asset_is_404(http):
+    response = http("/assets/missing-0000.js")
+    assert response.status == 404
+    assert '<div id="app">' not in response.body
+
+
+def test_missing_file_outside_assets_is_404(http):
+    assert http("/favicon-missing.png").status == 404
+
+
+def test_health_reports_database_up(http):
+    response = http("/api/health")
+    assert response.status == 200
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json()["database"] == "up"
+
+
+@pytest.mark.parametrize("path", ["/api/operativos/", "/api/historico/", "/api/cuenta/"])
+def test_app_api_returns_json(http, path):
+    response = http(path)
+    assert response.status == 200
+    assert response.headers["content-type"].startswith("application/json")
+    response.json()
+
+
+def test_unknown_api_path_is_json_404(http):
+    response = http("/api/does-not-exist")
+    assert response.status == 404
+    assert response.headers["content-type"].startswith("application/json")
+    assert '<div id="app">' not in response.body
+
+
+def test_openapi_schema_lists_app_routes(http):
+    response = http("/api/openapi.json")
+    assert response.status == 200
+    assert "/api/operativos/" in response.json()["paths"]
+
+
+def test_admin_login_page_is_served(http):
+    response = http("/admin/login/")
+    assert response.status == 200
+    assert "csrfmiddlewaretoken" in response.body
+
+
+def test_collected_static_file_is_served(http):
+    response = http("/static/admin/css/base.css")
+    assert response.status == 200
+    assert response.headers["content-type"].startswith("text/css")
+
+
+def test_unlisted_host_header_is_rejected_by_django(http):
+    assert http("/api/health", host_header="attacker.example").status == 400
