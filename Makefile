@@ -37,6 +37,7 @@ demo-destroy:
 lint: setup
 	yamllint --strict .
 	ansible-lint
+	python tools/check_role_docs.py
 	ruff check .
 	ruff format --check .
 

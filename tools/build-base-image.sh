@@ -38,8 +38,11 @@ extra_cas=(/usr/local/share/ca-certificates/*.crt)
 if ((${#extra_cas[@]})); then
   log "trusting ${#extra_cas[@]} extra CA certificate(s)"
   install -m 0644 "${extra_cas[@]}" "$rootfs/usr/local/share/ca-certificates/"
-  # c_rehash warns about the bundle file itself; that warning is expected.
-  chroot "$rootfs" update-ca-certificates 2>&1 | grep -v 'does not contain exactly one certificate' >&2 || true
+  if ! output=$(chroot "$rootfs" update-ca-certificates 2>&1); then
+    printf '%s\n' "$output" >&2
+    log "update-ca-certificates failed in the image"
+    exit 1
+  fi
 fi
 
 # Units that fail or make no sense in a container. Masking them keeps `systemctl is-system-running`

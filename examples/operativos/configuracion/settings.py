@@ -98,7 +98,7 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT") or BASE_DIR / "media")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# nginx terminates TLS and sets X-Forwarded-Proto, so request.is_secure() follows the client's scheme.
+# nginx sets X-Forwarded-Proto to the client's scheme, so request.is_secure() is true behind a TLS proxy.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = parse_bool(os.environ.get("SECURE_COOKIES"))
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE

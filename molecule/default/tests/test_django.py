@@ -54,3 +54,20 @@ def test_release_records_its_id(host):
 
 def test_app_user_has_no_login_shell(host):
     assert host.user(APP).shell == "/usr/sbin/nologin"
+
+
+def test_superuser_exists(host):
+    result = run_manage(
+        host,
+        "shell",
+        "--command",
+        "from django.contrib.auth import get_user_model; "
+        "print(get_user_model().objects.get(username='admin').is_superuser)",
+    )
+    assert result.rc == 0, result.stderr
+    # Django 5.2's shell first reports the objects it imported, so the answer is the last line.
+    assert result.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_environment_file_is_unreadable_for_web_server(host):
+    assert host.run("runuser -u www-data -- cat %s", f"{ROOT}/shared/.env").rc != 0

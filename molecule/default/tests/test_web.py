@@ -84,3 +84,28 @@ def test_collected_static_file_is_served(http):
 
 def test_unlisted_host_header_is_rejected_by_django(http):
     assert http("/api/health", host_header="attacker.example").status == 400
+
+
+def test_uploaded_media_file_is_served(host, http):
+    upload = "/srv/operativos/shared/media/probe-upload.txt"
+    written = host.run("runuser -u operativos -- sh -c %s", f"umask 0027; echo media-probe > {upload}")
+    assert written.rc == 0, written.stderr
+    response = http("/media/probe-upload.txt")
+    host.run("rm -f %s", upload)
+    assert response.status == 200
+    assert response.body.strip() == "media-probe"
+
+
+def test_maintenance_flag_returns_503_page(host, http):
+    flag = "/srv/operativos/shared/maintenance"
+    host.run("touch %s", flag)
+    try:
+        api = http("/api/health")
+        spa = http("/operativos")
+    finally:
+        host.run("rm -f %s", flag)
+    assert api.status == 503
+    assert "mantenimiento" in api.body
+    assert spa.status == 503
+    assert api.headers.get("retry-after") == "120"
+    assert http("/api/health").status == 200
