@@ -14,8 +14,11 @@ LOCAL_URL := http://127.0.0.1:8080/
 
 help:
 	@echo "make demo          run the whole stack in a local systemd container and print its URL"
-	@echo "make test          lint, then every molecule scenario (SCENARIO=name runs one)"
-	@echo "make lint          yamllint, ansible-lint (production profile) and ruff"
+	@echo "make test          lint, then every molecule scenario"
+	@echo "make lint          yamllint, ansible-lint (production profile), role variable docs and ruff"
+	@echo "make molecule      every molecule scenario; SCENARIO=name runs one (for example SCENARIO=default)"
+	@echo "make images        build the Debian 12 and 13 systemd images the scenarios use"
+	@echo "make setup         install Docker Engine, debootstrap and the Python tools (.venv)"
 	@echo "make demo-destroy  remove the local container"
 
 setup:
@@ -32,7 +35,7 @@ demo: setup
 	@echo "operativos is up: $(LOCAL_URL)"
 
 demo-destroy:
-	docker rm --force operativos-local
+	if docker container inspect operativos-local >/dev/null 2>&1; then docker rm --force operativos-local; fi
 
 lint: setup
 	yamllint --strict .

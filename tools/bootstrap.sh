@@ -44,4 +44,6 @@ if [[ ! -x $venv/bin/ansible-playbook || $(cat "$stamp" 2>/dev/null) != "$wanted
   "$venv/bin/pip" install --quiet --disable-pip-version-check --requirement "$top/requirements.txt"
   echo "$wanted" >"$stamp"
 fi
-log "ready: docker $(docker version --format '{{.Server.Version}}'), $("$venv/bin/ansible" --version | head -n 1)"
+# Read the whole output: `| head -n 1` would close the pipe early and make ansible print a traceback.
+ansible_version=$("$venv/bin/ansible" --version)
+log "ready: docker $(docker version --format '{{.Server.Version}}'), ${ansible_version%%$'\n'*}"
