@@ -1,4 +1,4 @@
-"""Helpers shared by the full-stack tests: HTTP requests made inside the container, SQL as postgres."""
+"""Helpers shared by every scenario's tests: HTTP requests and SQL run inside the container."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 
 APP = "operativos"
 ROOT = f"/srv/{APP}"
-SOCKET = f"/run/{APP}/gunicorn.sock"
+ACTIVE_SOCKET = f"{ROOT}/instances/active.sock"
+INSTANCES = ("blue", "green")
 SCHEMAS = ("operativos", "historico", "cuenta")
 
 
