@@ -36,7 +36,13 @@ def test_backup_publishes_one_set(backup_run):
 def test_set_holds_dump_globals_manifest(db, backup_run):
     _, new, _ = backup_run
     names = sorted(db.run("ls -1 %s", f"{BACKUP_DIR}/{new[0]}").stdout.split())
-    assert names == sorted([f"{APP}.dump", "globals.sql", "manifest.json"])
+    assert names == sorted([f"{APP}.dump", "SHA256SUMS", "globals.sql", "manifest.json"])
+
+
+def test_sha256sums_file_checks(db, backup_run):
+    _, new, _ = backup_run
+    result = db.run("cd %s && sha256sum --check --strict SHA256SUMS", f"{BACKUP_DIR}/{new[0]}")
+    assert result.rc == 0, result.stdout + result.stderr
 
 
 def test_globals_private_with_password_hash(db, backup_run):

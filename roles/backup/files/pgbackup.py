@@ -44,6 +44,8 @@ SET_ID = re.compile(r"^\d{8}T\d{6}Z$")
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 MANIFEST = "manifest.json"
 GLOBALS = "globals.sql"
+# sha256sum(1) format, for `sha256sum --check` by people and older tools; the manifest is the reference.
+SUMS = "SHA256SUMS"
 SOCKET_DIR = "/var/run/postgresql"
 
 
@@ -151,8 +153,8 @@ def write_json_atomic(path: Path, data: object, mode: int = 0o640) -> None:
 
 
 def data_files(folder: Path) -> list[Path]:
-    """Return every file below a backup set except the manifest, sorted."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
+    """Return every file below a backup set except the manifest and SHA256SUMS, sorted."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and str(p.relative_to(folder)) not in (MANIFEST, SUMS))
 
 
 def dump_path(folder: Path, manifest: dict[str, Any]) -> Path:
@@ -353,6 +355,8 @@ def backup(cfg: Config, kind: str) -> Path:
             **state,
             "files": {str(p.relative_to(work)): sha256_file(p) for p in data_files(work)},
         }
+        sums = "".join(f"{digest}  {name}\n" for name, digest in sorted(manifest["files"].items()))
+        (work / SUMS).write_text(sums, encoding="utf-8")
         write_json_atomic(work / MANIFEST, manifest, mode=0o600)
         publish(cfg, work, final)
         published = True
