@@ -320,7 +320,7 @@ def publish(cfg: Config, work: Path, final: Path) -> None:
     fsync_path(cfg.backup_dir)
 
 
-def backup(cfg: Config, kind: str) -> Path:
+def backup(cfg: Config, kind: str, label: str = "") -> Path:
     """Write one backup set into a temporary folder, check it, and rename it to its final name."""
     started = utc_now()
     stamp = started.strftime(STAMP_FORMAT)
@@ -344,6 +344,7 @@ def backup(cfg: Config, kind: str) -> Path:
             "format_version": 1,
             "id": stamp,
             "kind": kind,
+            "label": label,
             "host": socket.getfqdn(),
             "created": iso(started),
             "finished": iso(utc_now()),
@@ -865,6 +866,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         choices=["scheduled", "manual", "safety"],
         help="why the backup was taken, recorded in the manifest",
     )
+    backup_parser.add_argument(
+        "--label",
+        default="",
+        help="free text recorded in the manifest, for example pre-deploy-<release id> before a deploy",
+    )
     backup_parser.add_argument("--no-prune", action="store_true", help="skip retention after this backup")
     backup_parser.add_argument("--no-copy", action="store_true", help="skip the copy to the backup host")
     sub.add_parser("prune", help="apply retention")
@@ -887,7 +893,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def dispatch(cfg: Config, args: argparse.Namespace) -> int:
     """Run one subcommand; return its exit status."""
     if args.command == "backup":
-        folder = backup(cfg, args.kind)
+        folder = backup(cfg, args.kind, args.label)
         if not args.no_prune:
             prune(cfg)
         if cfg["copy"]["enabled"] and not args.no_copy:
