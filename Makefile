@@ -45,6 +45,6 @@ lint: setup
 	ruff format --check .
 
 molecule: images
-	molecule test $(if $(SCENARIO),--scenario-name $(SCENARIO),--all)
+	tools/run-scenarios.sh $(SCENARIO)
 
 test: lint molecule
