@@ -47,6 +47,9 @@ def start_container(image: str) -> None:
         [
             "docker",
             "run",
+            # The image is built locally (tools/build-base-image.sh); no registry is ever asked for it.
+            "--pull",
+            "never",
             "-d",
             "--name",
             CONTAINER,
