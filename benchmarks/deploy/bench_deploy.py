@@ -141,6 +141,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--container", default=f"{APP}-local", help="demo host container (default: %(default)s)")
     parser.add_argument("--port", type=int, default=8080, help="nginx port on 127.0.0.1 (default: %(default)s)")
+    parser.add_argument(
+        "--inventory",
+        default="inventories/local",
+        help="inventory whose only host is the container (default: %(default)s)",
+    )
     parser.add_argument("--rate", type=float, default=50, help="requests per second (default: %(default)s)")
     parser.add_argument("--startup-delay", type=float, default=1.5, help="app start-up seconds (default: 1.5)")
     parser.add_argument("--restarts", type=int, default=3, help="restarts per restart case (default: %(default)s)")
@@ -150,7 +155,7 @@ def main() -> int:
 
     container = args.container
     extra_vars = json.dumps({"django_app_extra_env": {"OPERATIVOS_STARTUP_DELAY_SECONDS": str(args.startup_delay)}})
-    ansible = [str(TOP / ".venv/bin/ansible-playbook"), "-i", "inventories/local", "-e", extra_vars]
+    ansible = [str(TOP / ".venv/bin/ansible-playbook"), "-i", args.inventory, "-e", extra_vars]
     load = Load("127.0.0.1", args.port, args.rate)
 
     log.info("setting the start-up delay to %s s on %s", args.startup_delay, container)
@@ -217,7 +222,7 @@ def main() -> int:
             check=False,
         )
         log.info("restoring the start-up delay and release %s", release_a)
-        run([str(TOP / ".venv/bin/ansible-playbook"), "-i", "inventories/local", "site.yml"], check=False)
+        run([str(TOP / ".venv/bin/ansible-playbook"), "-i", args.inventory, "site.yml"], check=False)
 
     summaries = [window.summary() for window in windows]
     print(json.dumps(summaries, indent=2))

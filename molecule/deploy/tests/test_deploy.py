@@ -41,7 +41,8 @@ def run_playbook(name: str, *extra: str) -> tuple[int, str, int]:
     recap = run.stdout[run.stdout.rfind("PLAY RECAP") :]
     changed = sum(int(count) for count in re.findall(r"changed=(\d+)", recap))
     print(f"$ {' '.join(command)}\n{run.stdout[-6000:]}\n{run.stderr[-2000:]}")
-    return run.returncode, run.stdout, changed
+    # ansible-core 2.19 prints task errors, the fail module's message among them, on stderr.
+    return run.returncode, run.stdout + run.stderr, changed
 
 
 def fetch(host, path: str) -> Response:
