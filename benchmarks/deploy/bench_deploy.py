@@ -35,7 +35,7 @@ APP = "operativos"
 ROOT = f"/srv/{APP}"
 STANDIN_REPO = f"/var/lib/{APP}-standin/app.git"
 PLAIN_UNIT = f"{APP}-bench-plain.service"
-PLAIN_SOCKET = f"/run/{APP}/bench-plain.sock"
+PLAIN_SOCKET = f"/run/{APP}-bench-plain/gunicorn.sock"
 PATHS = ("/api/operativos/", "/")
 MAX_SECONDS = 600  # hard limit of one load window, whatever happens to the switch it measures
 
@@ -137,6 +137,22 @@ def timed(window: Window, command: list[str] | None = None, script: str | None =
     window.switch_seconds.append(time.monotonic() - started)
 
 
+def start_plain_service(container: str, startup_delay: float) -> None:
+    """Start a gunicorn service that binds its own socket, and check that it answers on that socket."""
+    unit_text = (
+        # gunicorn creates the socket itself, in a runtime folder it owns; group www-data lets nginx connect.
+        f"[Service]\nUser={APP}\nGroup=www-data\nRuntimeDirectory={APP}-bench-plain\n"
+        f"WorkingDirectory={ROOT}/current\nEnvironmentFile={ROOT}/shared/.env\n"
+        f"ExecStart={ROOT}/current/.venv/bin/gunicorn --config /etc/{APP}/gunicorn.conf.py "
+        f"--bind unix:{PLAIN_SOCKET} --umask 0o007 configuracion.wsgi:application\n"
+    )
+    in_container(container, f"cat > /etc/systemd/system/{PLAIN_UNIT}", stdin=unit_text)
+    warm_up = startup_delay + 3
+    in_container(container, f"systemctl daemon-reload && systemctl start {PLAIN_UNIT} && sleep {warm_up}")
+    plain_check = f"runuser -u www-data -- curl -sf -o /dev/null -H 'Host: localhost' --unix-socket {PLAIN_SOCKET} "
+    in_container(container, plain_check + "http://localhost/api/health")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--container", default=f"{APP}-local", help="demo host container (default: %(default)s)")
@@ -193,15 +209,7 @@ def main() -> int:
 
     # The plain case: gunicorn binds its own socket, so connections fail while it restarts.
     previous_target = in_container(container, f"readlink {ROOT}/instances/active.sock")
-    unit_text = (
-        "[Service]\nUser=operativos\nGroup=www-data\n"
-        f"WorkingDirectory={ROOT}/current\nEnvironmentFile={ROOT}/shared/.env\n"
-        f"ExecStart={ROOT}/current/.venv/bin/gunicorn --config /etc/{APP}/gunicorn.conf.py "
-        f"--bind unix:{PLAIN_SOCKET} --umask 0o007 configuracion.wsgi:application\n"
-    )
-    in_container(container, f"cat > /etc/systemd/system/{PLAIN_UNIT}", stdin=unit_text)
-    warm_up = args.startup_delay + 3
-    in_container(container, f"systemctl daemon-reload && systemctl start {PLAIN_UNIT} && sleep {warm_up}")
+    start_plain_service(container, args.startup_delay)
     in_container(
         container,
         f"ln -sfn {PLAIN_SOCKET} {ROOT}/instances/.bench.sock && "
