@@ -390,8 +390,16 @@ def drill_results(cfg: Config) -> list[dict[str, Any]]:
 
 
 def newest_drilled(cfg: Config) -> str | None:
-    """Return the id of the newest backup set that passed a restore drill."""
-    passed = [r["backup_id"] for r in drill_results(cfg) if r.get("passed") and r.get("backup_id")]
+    """Return the id of the newest backup set whose most recent restore drill passed.
+
+    A set that passed once and failed a later drill (its files changed since) no longer counts.
+    """
+    latest: dict[str, dict[str, Any]] = {}
+    for result in drill_results(cfg):
+        backup_id = result.get("backup_id")
+        if backup_id and result.get("started", "") >= latest.get(backup_id, {}).get("started", ""):
+            latest[backup_id] = result
+    passed = [backup_id for backup_id, result in latest.items() if result.get("passed")]
     return max(passed) if passed else None
 
 
