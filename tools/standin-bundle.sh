@@ -4,7 +4,7 @@
 # Usage: tools/standin-bundle.sh SOURCE_DIR BUNDLE_FILE
 #
 # The commit has a fixed author, committer and date, so the same files always give the same commit id and
-# a converged host sees no new release. Files the stand-in's .gitignore excludes (node_modules, dist) stay
+# a converged host gets no new release. Files the stand-in's .gitignore excludes (node_modules, dist) stay
 # out. Prints one line: "created <commit>" when BUNDLE_FILE was written, "unchanged <commit>" when it
 # already held that commit.
 set -euo pipefail

@@ -64,7 +64,7 @@ class Window:
 
 
 class Load:
-    """Open-loop load: request i is sent at start + i / rate, whether earlier ones have answered or not."""
+    """Open-loop load: request i is sent at start + i / rate, whether earlier ones have completed or not."""
 
     def __init__(self, host: str, port: int, rate: float) -> None:
         self.host, self.port, self.rate = host, port, rate
@@ -138,7 +138,7 @@ def timed(window: Window, command: list[str] | None = None, script: str | None =
 
 
 def start_plain_service(container: str, startup_delay: float) -> None:
-    """Start a gunicorn service that binds its own socket, and check that it answers on that socket."""
+    """Start a gunicorn service that binds its own socket, and check that it responds on that socket."""
     unit_text = (
         # gunicorn creates the socket itself, in a runtime folder it owns; group www-data lets nginx connect.
         f"[Service]\nUser={APP}\nGroup=www-data\nRuntimeDirectory={APP}-bench-plain\n"

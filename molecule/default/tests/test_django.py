@@ -65,7 +65,7 @@ def test_superuser_exists(host):
         "print(get_user_model().objects.get(username='admin').is_superuser)",
     )
     assert result.rc == 0, result.stderr
-    # Django 5.2's shell first reports the objects it imported, so the answer is the last line.
+    # Django 5.2's shell first reports the objects it imported, so the result is on the last line.
     assert result.stdout.strip().splitlines()[-1] == "True"
 
 

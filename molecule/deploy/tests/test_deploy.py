@@ -1,6 +1,6 @@
 """Deploys and rollbacks of releases A (the stand-in), B (a new edition) and C (a broken one).
 
-The module fixture runs the whole sequence once, in order, and records what each step left behind; each test
+The module fixture runs the whole sequence once, in order, and records what each step left behind. Each test
 then checks one property of one step.
 """
 
@@ -79,7 +79,7 @@ def commit_edition(host, branch: str, base: str, edition: str, extra_command: st
 
 
 def start_load(host) -> None:
-    """Request /api/version through nginx about 20 times a second, at most 4000 times, until told to stop."""
+    """Request /api/version through nginx about 20 times a second, at most 4000 times, until the stop file exists."""
     loop = (
         f"rm -f {LOAD_STOP} {LOAD_LOG}; for i in $(seq 1 4000); do [ -e {LOAD_STOP} ] && break; "
         "curl --silent --output /dev/null --max-time 5 --write-out '%{http_code} %{time_total}\\n' "
