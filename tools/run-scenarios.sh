@@ -16,7 +16,7 @@ if (($#)); then
   scenarios=("$@")
 else
   # Longest first, so the lanes end at about the same time; scenarios not listed here run last.
-  order=(backup default debian13 deploy)
+  order=(cluster backup default debian13 deploy)
   mapfile -t found < <(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename | sort)
   scenarios=()
   for name in "${order[@]}"; do

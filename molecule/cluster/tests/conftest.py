@@ -1,0 +1,71 @@
+"""Hosts of the split layout and helpers that work through the load balancer."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+
+import pytest
+import testinfra
+
+# The helpers that every scenario shares are in molecule/conftest.py, which this file's name shadows.
+_SPEC = importlib.util.spec_from_file_location(
+    "molecule_shared", os.path.join(os.path.dirname(__file__), "..", "..", "conftest.py")
+)
+shared = importlib.util.module_from_spec(_SPEC)
+sys.modules[_SPEC.name] = shared
+_SPEC.loader.exec_module(shared)
+APP, ROOT, Response, parse_curl_include = shared.APP, shared.ROOT, shared.Response, shared.parse_curl_include
+
+PREFIX = os.environ.get("OPERATIVOS_MOLECULE_PREFIX", "operativos")
+DB = f"{PREFIX}-cluster-db"
+APP1 = f"{PREFIX}-cluster-app1"
+APP2 = f"{PREFIX}-cluster-app2"
+LB = f"{PREFIX}-cluster-lb"
+APP_HOSTS = (APP1, APP2)
+APP_PORT = 8000
+UNITS = f"{APP}-gunicorn*"
+
+
+def connect(name: str):
+    return testinfra.get_host(f"ansible://{name}?ansible_inventory={os.environ['MOLECULE_INVENTORY_FILE']}")
+
+
+@pytest.fixture(scope="session")
+def db():
+    return connect(DB)
+
+
+@pytest.fixture(scope="session")
+def lb():
+    return connect(LB)
+
+
+@pytest.fixture(scope="session")
+def apps():
+    return {name: connect(name) for name in APP_HOSTS}
+
+
+def private_address(host) -> str:
+    """Return the host's address on the scenario's docker network, its only interface besides loopback."""
+    return host.run("hostname -I").stdout.split()[0]
+
+
+def through_lb(lb, path: str) -> Response:
+    """Request a path from nginx on the load balancer's loopback."""
+    result = lb.run(
+        "curl --silent --show-error --include --max-time 15 -H 'Host: localhost' %s", f"http://127.0.0.1{path}"
+    )
+    assert result.rc == 0, f"curl {path} through the load balancer failed: {result.stderr}"
+    return parse_curl_include(result.stdout)
+
+
+def serving_hosts(lb, requests: int = 20) -> list[str]:
+    """Return the host name that /api/version reports for each of `requests` requests through the load balancer."""
+    names = []
+    for _ in range(requests):
+        response = through_lb(lb, "/api/version")
+        assert response.status == 200, response.body
+        names.append(response.json()["host"])
+    return names
