@@ -5,7 +5,7 @@ from __future__ import annotations
 from conftest import APP, APP_HOSTS, APP_PORT, ROOT, private_address, serving_hosts, through_lb
 
 # Sends the PostgreSQL SSLRequest, wraps the socket in TLS, and sends a StartupMessage for the database and role
-# that the second argument names. Prints the server's first answer: an ErrorResponse's message, else its type.
+# that the second argument names. Prints the server's first message: an ErrorResponse's text, else the message type.
 PG_PROBE = r"""
 import socket, ssl, struct, sys
 sock = socket.create_connection((sys.argv[1], 5432), timeout=10)

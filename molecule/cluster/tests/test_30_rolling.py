@@ -175,7 +175,7 @@ def test_rolling_deploy_switches_one_host_at_a_time(flow):
         if body.get("release") == release_b:
             first_b.setdefault(body["host"], index)
     assert set(first_b) == set(APP_HOSTS), f"release B seen from {sorted(first_b)} only"
-    # While the first host switches it is out of the upstream, so the second one answers alone, with A.
+    # While the first host switches it is out of the upstream, so the second one serves every request, with A.
     assert first_b[APP_HOSTS[0]] < first_b[APP_HOSTS[1]]
     between = [body for _, body in flow["load"][: first_b[APP_HOSTS[0]]] if body.get("host") == APP_HOSTS[1]]
     assert between, "the second host answered nothing before the first one switched"
