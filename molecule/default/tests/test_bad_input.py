@@ -21,7 +21,7 @@ PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resol
 SHARED_GROUP_VARS = PROJECT / "molecule" / "shared" / "group_vars" / "all"
 NGINX_HAS_TLS = "nginx_tls_enabled:" in (PROJECT / "roles" / "nginx" / "defaults" / "main.yml").read_text()
 
-# Files and links that a converge would rewrite; their checksums and targets must not move.
+# Checksums of files a converge rewrites, the release links and the owner role's password hash.
 STATE_COMMAND = (
     f"sha256sum {ROOT}/shared/.env /etc/nginx/sites-available/{APP}.conf /etc/nftables.conf; "
     f"readlink {ROOT}/current {ROOT}/instances/active.sock; "

@@ -1,9 +1,9 @@
 """The inventories resolve their secrets on the controller, without a managed host.
 
-Staging and production read vault_* variables from an encrypted vault.yml; each test copies the inventory
-to a temporary folder, encrypts a vault.yml with every name of vault.yml.example and a throwaway password, and
-resolves the secrets through tools/vault-pass-client.sh with a stand-in `pass`. The local inventory generates
-its secrets on the first run into its git-ignored secrets/ folder.
+Staging and production read vault_* variables from an encrypted vault.yml. Each test copies the inventory to
+a temporary folder and encrypts a vault.yml with every name of vault.yml.example and a throwaway password.
+It then resolves the secrets through tools/vault-pass-client.sh with a stand-in `pass`. The local inventory
+generates its secrets on the first run into its git-ignored secrets/ folder.
 """
 
 from __future__ import annotations
