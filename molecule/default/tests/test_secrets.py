@@ -1,4 +1,4 @@
-"""Secrets stay out of Ansible's output, out of process arguments, and in files only root and the app group read.
+"""Secrets stay out of Ansible's output, process arguments, unit files and task environments.
 
 The scenario's secrets come from molecule/shared/group_vars/all/molecule.yml.
 """
@@ -134,7 +134,7 @@ def test_no_secret_in_process_arguments(host, http):
         assert not leaking, f"{name} is in the arguments of {leaking}"
 
 
-def test_no_secret_in_unit_environment_lines(host):
+def test_unit_files_contain_no_secret(host):
     units = host.run("systemctl cat %s-gunicorn@blue.service postgresql@*-main.service", APP)
     assert units.rc == 0, units.stderr
     for name in SECRET_NAMES:
@@ -179,7 +179,7 @@ def test_commands_template_no_secret_into_arguments():
 
 
 def test_task_environment_carries_no_secret():
-    """Ansible writes a task's environment into the remote command line, so it must hold no secret."""
+    """Ansible writes a task's environment into the remote command line, so it must contain no secret."""
     found = []
     for path in task_files():
         for task in tasks_in(yaml.safe_load(path.read_text())):
