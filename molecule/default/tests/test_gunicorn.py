@@ -60,7 +60,7 @@ def test_active_instance_serves_current_release(host):
 def test_www_data_can_use_socket(host):
     result = host.run(
         "runuser -u www-data -- curl --silent --output /dev/null --write-out '%%{http_code}' "
-        "--unix-socket %s -H 'Host: localhost' http://localhost/api/health",
+        "--unix-socket %s -H 'Host: localhost' -H 'X-Forwarded-Proto: https' http://localhost/api/health",
         ACTIVE_SOCKET,
     )
     assert result.rc == 0, result.stderr

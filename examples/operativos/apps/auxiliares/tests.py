@@ -97,9 +97,9 @@ class EnvironmentParserTests(SimpleTestCase):
 class SettingsImportTests(SimpleTestCase):
     """Import configuracion.settings in a child process, because this process has already loaded it."""
 
-    def import_settings(self, environ):
+    def import_settings(self, environ, script="import configuracion.settings"):
         return subprocess.run(
-            [sys.executable, "-c", "import configuracion.settings"],
+            [sys.executable, "-c", script],
             check=False,
             cwd=settings.BASE_DIR,
             env={"PATH": os.environ.get("PATH", ""), **environ},
@@ -122,8 +122,34 @@ class SettingsImportTests(SimpleTestCase):
         result = self.import_settings({"SECRET_KEY": "x", "DATABASE_URL": "postgres://u:p@127.0.0.1:1/x"})
         self.assertEqual(result.returncode, 0, result.stderr)
 
+    def test_https_settings_from_environment(self):
+        environ = {
+            "SECRET_KEY": "x",
+            "DATABASE_URL": "postgres://u:p@127.0.0.1:1/x",
+            "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO",
+            "SECURE_SSL_REDIRECT": "true",
+            "SECURE_HSTS_SECONDS": "60",
+            "SILENCED_SYSTEM_CHECKS": "security.W021",
+        }
+        script = (
+            "from configuracion import settings as s; "
+            "print(s.SECURE_PROXY_SSL_HEADER, s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS, s.SILENCED_SYSTEM_CHECKS)"
+        )
+        result = self.import_settings(environ, script)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout.strip(), "('HTTP_X_FORWARDED_PROTO', 'https') True 60 ['security.W021']")
 
-@override_settings(ALLOWED_HOSTS=["testserver"])
+    def test_proxy_ssl_header_unset_by_default(self):
+        environ = {"SECRET_KEY": "x", "DATABASE_URL": "postgres://u:p@127.0.0.1:1/x"}
+        script = "from configuracion import settings as s; print(hasattr(s, 'SECURE_PROXY_SSL_HEADER'))"
+        result = self.import_settings(environ, script)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout.strip(), "False")
+
+
+# The deployed environment turns SECURE_SSL_REDIRECT on, which would redirect the test client's plain requests
+# with 301.
+@override_settings(ALLOWED_HOSTS=["testserver"], SECURE_SSL_REDIRECT=False)
 class ApiTests(SimpleTestCase):
     def test_unknown_api_path_is_json_404(self):
         response = self.client.get("/api/does-not-exist")
