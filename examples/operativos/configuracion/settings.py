@@ -42,6 +42,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so the logged duration covers every other middleware.
+    "apps.auxiliares.jsonlog.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -104,23 +106,24 @@ SESSION_COOKIE_SECURE = parse_bool(os.environ.get("SECURE_COOKIES"))
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = parse_int("SECURE_HSTS_SECONDS", os.environ.get("SECURE_HSTS_SECONDS"), default=0)
 
-# One handler on stderr, which journald collects and timestamps.
+# One JSON line per record on stderr, which journald collects and timestamps. Each line carries the release id;
+# RequestLogMiddleware adds one line per request (method, path, status, duration_ms).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "simple": {"format": "%(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "apps.auxiliares.jsonlog.JsonFormatter", "release": OPERATIVOS_RELEASE},
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "stream": "ext://sys.stderr",
-            "formatter": "simple",
+            "formatter": "json",
         },
         "disallowed_host": {
             "class": "logging.StreamHandler",
             "stream": "ext://sys.stderr",
-            "formatter": "simple",
+            "formatter": "json",
             "filters": ["drop_traceback"],
         },
     },
