@@ -827,7 +827,7 @@ def write_backup_metrics(cfg: Config) -> None:
         ]
         log.info("metrics of backup %s written (%d bytes, %d sets)", newest.name, size, len(sets))
     else:
-        log.info("no published backup set in %s; metrics carry only the set count", cfg.backup_dir)
+        log.info("no published backup set in %s, so the metrics contain only the set count", cfg.backup_dir)
     write_textfile(cfg, prefix, lines)
 
 
