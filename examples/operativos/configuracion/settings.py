@@ -106,7 +106,7 @@ SESSION_COOKIE_SECURE = parse_bool(os.environ.get("SECURE_COOKIES"))
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = parse_int("SECURE_HSTS_SECONDS", os.environ.get("SECURE_HSTS_SECONDS"), default=0)
 
-# One JSON line per record on stderr, which journald collects and timestamps. Each line carries the release id;
+# One JSON line per record on stderr, which journald collects and timestamps. Each line carries the release id.
 # RequestLogMiddleware adds one line per request (method, path, status, duration_ms).
 LOGGING = {
     "version": 1,
