@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 
@@ -100,7 +101,7 @@ def test_postgres_exporter_role_cannot_read_app_data(host):
     assert result.rc != 0
 
 
-def test_status_5xx_counted_by_mtail(host, http):
+def test_mtail_counts_requests_by_status(host, http):
     before = metrics(host, 3903)
     count_before = sum(
         float(line.rsplit(" ", 1)[1]) for line in before.splitlines() if line.startswith("nginx_http_requests_total{")
@@ -152,34 +153,39 @@ def test_drill_metrics_carry_the_result(host, backup_and_drill):
     assert metric_value(backup_and_drill, f"{APP}_backup_drill_rto_seconds") > 0
 
 
-def test_missing_certificate_is_reported(host):
-    # No TLS certificate is installed in this scenario, so the check reports it as missing.
-    prom = host.file(f"{TEXTFILE_DIR}/{APP}_tls_certificate.prom")
-    assert prom.exists
-    assert f'{APP}_tls_certificate_present{{path="/etc/nginx/tls/{APP}.crt"}} 0' in prom.content_string
-    assert host.service(f"{APP}-tls-metrics.timer").is_running
+def test_tls_check_reports_missing_certificate(host):
+    try:
+        run = host.run("/usr/local/sbin/%s-tls-metrics /root/missing.crt", APP)
+        content = host.file(f"{TEXTFILE_DIR}/{APP}_tls_certificate.prom").content_string
+    finally:
+        host.run("systemctl start %s", f"{APP}-tls-metrics.service")
+    assert run.rc == 1
+    assert f'{APP}_tls_certificate_present{{path="/root/missing.crt"}} 0' in content
+    assert "not_after" not in content
 
 
-def test_certificate_expiry_is_written(host):
-    cert = f"/etc/nginx/tls/{APP}.crt"
-    host.run("mkdir -p /etc/nginx/tls")
+def test_tls_check_writes_expiry_time(host):
     created = host.run(
-        "openssl req -x509 -newkey rsa:2048 -nodes -keyout /root/monitoring-test.key -out %s -days 30 "
-        "-subj /CN=localhost",
-        cert,
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout /root/monitoring-test.key "
+        "-out /root/monitoring-test.crt -days 30 -subj /CN=localhost"
     )
     assert created.rc == 0, created.stderr
     try:
-        run = host.run("systemctl start %s", f"{APP}-tls-metrics.service")
-        assert run.rc == 0, unit_journal(host, f"{APP}-tls-metrics.service")
+        run = host.run("/usr/local/sbin/%s-tls-metrics /root/monitoring-test.crt", APP)
         content = host.file(f"{TEXTFILE_DIR}/{APP}_tls_certificate.prom").content_string
-        not_after = metric_value(content, f"{APP}_tls_certificate_not_after_timestamp_seconds")
-        now = int(host.run("date +%s").stdout)
-        assert 29 * 86400 < not_after - now <= 30 * 86400
     finally:
-        host.run("rm -f %s /root/monitoring-test.key", cert)
-        host.run("rmdir /etc/nginx/tls")
+        host.run("rm -f /root/monitoring-test.crt /root/monitoring-test.key")
         host.run("systemctl start %s", f"{APP}-tls-metrics.service")
+    assert run.rc == 0, run.stderr
+    assert f'{APP}_tls_certificate_present{{path="/root/monitoring-test.crt"}} 1' in content
+    not_after = metric_value(content, f"{APP}_tls_certificate_not_after_timestamp_seconds")
+    now = int(host.run("date +%s").stdout)
+    assert 29 * 86400 < not_after - now <= 30 * 86400
+
+
+def test_tls_check_runs_on_a_timer(host):
+    assert host.service(f"{APP}-tls-metrics.timer").is_enabled
+    assert host.service(f"{APP}-tls-metrics.timer").is_running
 
 
 # Prometheus server and alert rules
@@ -286,7 +292,32 @@ def test_journald_retention_is_set(host):
 # Status and maintenance playbooks
 
 
-def test_status_lists_units_and_drill(backup_and_drill):
+@pytest.fixture(scope="module")
+def site_certificate(host):
+    """Make sure the site certificate that the TLS check reads exists, so its unit has not failed.
+
+    A certificate made here (the nginx role installs none without TLS) is removed afterwards.
+    """
+    cert = f"/etc/nginx/tls/{APP}.crt"
+    created = not host.file(cert).exists
+    if created:
+        host.run("mkdir -p /etc/nginx/tls")
+        made = host.run(
+            "openssl req -x509 -newkey rsa:2048 -nodes -keyout /root/site-test.key -out %s -days 90 "
+            "-subj /CN=localhost",
+            cert,
+        )
+        assert made.rc == 0, made.stderr
+    run = host.run("systemctl start %s", f"{APP}-tls-metrics.service")
+    assert run.rc == 0, unit_journal(host, f"{APP}-tls-metrics.service")
+    yield cert
+    if created:
+        host.run("rm -f %s /root/site-test.key", cert)
+        host.run("rmdir /etc/nginx/tls")
+        host.run("systemctl start %s", f"{APP}-tls-metrics.service")
+
+
+def test_status_lists_units_and_drill(backup_and_drill, site_certificate):
     run = run_playbook("status.yml")
     assert run.returncode == 0, run.stderr
     for unit in (
@@ -306,14 +337,14 @@ def test_status_lists_units_and_drill(backup_and_drill):
     assert "Problems: none" in run.stdout
 
 
-def test_status_changes_nothing_in_check_mode():
+def test_status_changes_nothing_in_check_mode(site_certificate):
     run = run_playbook("status.yml", "--check")
     assert run.returncode == 0, run.stderr
     assert "changed=0" in run.stdout
     assert "Problems: none" in run.stdout
 
 
-def test_status_reports_stopped_gunicorn(host):
+def test_status_reports_stopped_gunicorn(host, site_certificate):
     active = os.path.basename(host.file(f"{ROOT}/instances/active.sock").linked_to)
     instance = active.removeprefix("gunicorn-").removesuffix(".sock")
     units = [f"{APP}-gunicorn@{instance}.socket", f"{APP}-gunicorn@{instance}.service"]
@@ -323,6 +354,7 @@ def test_status_reports_stopped_gunicorn(host):
     finally:
         host.run("systemctl start %s %s", *units)
     assert run.returncode != 0
+    assert re.search(rf"{APP}-gunicorn@{instance}[.]service +loaded +inactive", run.stdout), run.stdout
     assert f"no {APP}-gunicorn@ service is active" in run.stdout + run.stderr
     assert "API smoke check /api/operativos/ failed" in run.stdout + run.stderr
     assert host.service(units[1]).is_running
