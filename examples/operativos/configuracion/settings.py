@@ -42,6 +42,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so the logged duration covers every other middleware.
+    "apps.auxiliares.jsonlog.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -111,23 +113,24 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = parse_bool(os.environ.get("SECURE_HSTS_INCLUDE_
 SECURE_HSTS_PRELOAD = parse_bool(os.environ.get("SECURE_HSTS_PRELOAD"))
 SILENCED_SYSTEM_CHECKS = parse_list(os.environ.get("SILENCED_SYSTEM_CHECKS"))
 
-# One handler on stderr, which journald collects and timestamps.
+# One JSON line per record on stderr, which journald collects and timestamps. Each line carries the release id.
+# RequestLogMiddleware adds one line per request (method, path, status, duration_ms).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "simple": {"format": "%(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "apps.auxiliares.jsonlog.JsonFormatter", "release": OPERATIVOS_RELEASE},
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "stream": "ext://sys.stderr",
-            "formatter": "simple",
+            "formatter": "json",
         },
         "disallowed_host": {
             "class": "logging.StreamHandler",
             "stream": "ext://sys.stderr",
-            "formatter": "simple",
+            "formatter": "json",
             "filters": ["drop_traceback"],
         },
     },

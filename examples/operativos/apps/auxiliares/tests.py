@@ -1,5 +1,7 @@
 """Tests that need no database, so `manage.py test` creates no test database."""
 
+import json
+import logging
 import os
 import socket
 import subprocess
@@ -15,6 +17,7 @@ from django.test import SimpleTestCase, override_settings
 
 from .database import MissingSchemaError
 from .entorno import parse_bool, parse_int, parse_list, require_env
+from .jsonlog import REQUEST_LOGGER, JsonFormatter
 from .release import read_release_id
 
 
@@ -208,3 +211,39 @@ class ApiTests(SimpleTestCase):
         self.assertEqual(response.status_code, 503)
         self.assertEqual(response.json(), {"detail": "Database unavailable"})
         self.assertIn("GET /api/operativos/", logs.output[0])
+
+
+class JsonLogTests(SimpleTestCase):
+    def make_record(self, **extra):
+        record = logging.LogRecord("app", logging.ERROR, __file__, 1, "failed on %s", ("x",), None)
+        record.__dict__.update(extra)
+        return record
+
+    def test_line_carries_message_and_release(self):
+        entry = json.loads(JsonFormatter(release="r1").format(self.make_record()))
+        self.assertEqual(entry["message"], "failed on x")
+        self.assertEqual(entry["release"], "r1")
+        self.assertEqual(entry["level"], "ERROR")
+        self.assertEqual(entry["logger"], "app")
+
+    def test_extra_fields_are_written(self):
+        entry = json.loads(JsonFormatter().format(self.make_record(status=502, path="/api/x")))
+        self.assertEqual(entry["status"], 502)
+        self.assertEqual(entry["path"], "/api/x")
+
+    def test_traceback_stays_on_one_line(self):
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            record = self.make_record(exc_info=sys.exc_info())
+        line = JsonFormatter().format(record)
+        self.assertNotIn("\n", line)
+        self.assertIn("ValueError: boom", json.loads(line)["exception"])
+
+    def test_middleware_logs_each_request(self):
+        with self.assertLogs(REQUEST_LOGGER, level="INFO") as logs:
+            self.client.get("/api/version")
+        self.assertEqual(len(logs.records), 1)
+        record = logs.records[0]
+        self.assertEqual((record.method, record.path, record.status), ("GET", "/api/version", 200))
+        self.assertGreaterEqual(record.duration_ms, 0)
