@@ -2,13 +2,15 @@
 """Back up a PostgreSQL database, restore-drill its backups and restore one into a side database.
 
 Settings come from a JSON file that the backup role writes. Each subcommand logs its start, each step, its
-result and every error with the backup id, and exits 1 on any failure. Subcommands and the user they run as:
+result and every error with the backup id, and exits 1 on any failure. Subcommands and the user they run as
+(<backup user> is the role's backup_user, a PostgreSQL login role in pg_read_all_data only; postgres and root
+read the backup sets through the <backup user> group):
 
-  backup        (postgres) write one backup set, publish it atomically, apply retention, copy it off the host
-  prune         (postgres) apply retention only
-  copy          (postgres) copy a backup set to the backup host and verify it there
-  list          (postgres or root) print the published backup sets as JSON
-  verify        (postgres or root) check a set's sha256 sums and its dump's table of contents
+  backup        (<backup user>) write one backup set, publish it atomically, apply retention, copy it off the host
+  prune         (<backup user>) apply retention only
+  copy          (<backup user>) copy a backup set to the backup host and verify it there
+  list          (<backup user>, postgres or root) print the published backup sets as JSON
+  verify        (<backup user>, postgres or root) check a set's sha256 sums and its dump's table of contents
   drill         (root) restore a set into a scratch database, check it, drop it, record the result and metrics
   metrics       (root) write the newest published set's time, duration and size as textfile metrics
   drill-restore (postgres) the database part of a drill, which leaves the scratch database in place
@@ -99,7 +101,9 @@ def run(
     kwargs: dict[str, Any] = {}
     if user is not None and os.geteuid() == 0 and pwd.getpwnam(user).pw_uid != 0:
         entry = pwd.getpwnam(user)
-        kwargs = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+        # The user's groups from /etc/group: postgres reads the backup sets through the backup user's group.
+        groups = os.getgrouplist(entry.pw_name, entry.pw_gid)
+        kwargs = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": groups}
     # English messages whatever the host's locale, so logs and drill results read the same everywhere.
     full_env = dict(os.environ) | {"LC_MESSAGES": "C"} | (env or {})
     if user is not None:
@@ -262,8 +266,6 @@ def dump_database(cfg: Config, work: Path, snapshot: str) -> dict[str, Any]:
     """Run pg_dump into `work` from the exported snapshot and return the manifest's dump entry."""
     db = cfg.db
     argv = ["pg_dump", f"--snapshot={snapshot}", "--no-password", f"--port={pg_port(cfg)}", f"--host={SOCKET_DIR}"]
-    if cfg["dump_role"]:
-        argv.append(f"--role={cfg['dump_role']}")
     if cfg["dump_format"] == "directory":
         name = f"{db}.dir"
         argv += ["--format=directory", f"--jobs={int(cfg['dump_jobs'])}", f"--file={work / name}"]
@@ -304,15 +306,31 @@ def dump_from_snapshot(cfg: Config, work: Path, stamp: str) -> dict[str, Any]:
 
 
 def dump_globals(cfg: Config, work: Path, stamp: str) -> None:
-    log.info("backup %s: running pg_dumpall --globals-only", stamp)
+    """Dump roles and tablespaces without password hashes, which only a superuser may read (pg_authid).
+
+    A restore recreates missing roles without a password; the postgresql role sets the app role's password.
+    """
+    log.info("backup %s: running pg_dumpall --globals-only --no-role-passwords", stamp)
     globals_file = work / GLOBALS
-    argv = ["pg_dumpall", "--globals-only", "--no-password", f"--port={pg_port(cfg)}", f"--host={SOCKET_DIR}"]
+    argv = [
+        "pg_dumpall",
+        "--globals-only",
+        "--no-role-passwords",
+        "--no-password",
+        f"--port={pg_port(cfg)}",
+        f"--host={SOCKET_DIR}",
+    ]
     run([*argv, f"--file={globals_file}"], "pg_dumpall --globals-only")
-    globals_file.chmod(0o600)
 
 
 def publish(cfg: Config, work: Path, final: Path) -> None:
-    """Flush every file and rename the temporary folder to its final name in one step."""
+    """Flush every file and rename the temporary folder to its final name in one step.
+
+    Folders get mode 0750 and files 0640 whatever the caller's umask: the owner's group (postgres is a member)
+    reads the sets for restores, and other users read nothing.
+    """
+    for path in [work, *work.rglob("*")]:
+        path.chmod(0o750 if path.is_dir() else 0o640)
     for path in data_files(work):
         fsync_path(path)
     fsync_path(work / MANIFEST)
@@ -359,7 +377,7 @@ def backup(cfg: Config, kind: str, label: str = "") -> Path:
         }
         sums = "".join(f"{digest}  {name}\n" for name, digest in sorted(manifest["files"].items()))
         (work / SUMS).write_text(sums, encoding="utf-8")
-        write_json_atomic(work / MANIFEST, manifest, mode=0o600)
+        write_json_atomic(work / MANIFEST, manifest)
         publish(cfg, work, final)
         published = True
     except (OSError, psycopg2.Error) as error:
