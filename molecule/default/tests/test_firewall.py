@@ -180,7 +180,8 @@ def test_ssh_port_is_reachable_from_outside(host, listener):
 def test_http_answers_from_outside(host):
     connection = http.client.HTTPConnection(container_address(host), 80, timeout=10)
     connection.request("GET", "/api/health", headers={"Host": "localhost"})
-    assert connection.getresponse().status == 200
+    # Port 80 redirects every request for the site to HTTPS.
+    assert connection.getresponse().status == 301
     connection.close()
 
 

@@ -72,7 +72,12 @@ def test_exporter_listens_on_loopback_only(host, job):
 def test_exporter_serves_expected_metrics(host, http, job):
     http("/api/health")  # at least one access log line for mtail
     port, names = EXPORTERS[job]
-    text = metrics(host, port)
+    # mtail reads the new access log line a moment after the request.
+    for _ in range(10):
+        text = metrics(host, port)
+        if all(name in text for name in names):
+            break
+        time.sleep(1)
     for name in names:
         assert name in text
 

@@ -96,8 +96,9 @@ def test_hba_file_uses_peer_or_scram_only(host):
 
 
 def test_hba_peer_only_for_postgres_backup(host):
-    peer_users = sorted(fields[2] for fields in hba_lines(host) if fields[-1] == "peer")
-    assert peer_users == [f"{APP}_backup", "postgres"]
+    peer = sorted((fields[1], fields[2]) for fields in hba_lines(host) if fields[-1] == "peer")
+    # The exporter's role may reach only the postgres maintenance database.
+    assert peer == [("all", f"{APP}_backup"), ("all", "postgres"), ("postgres", "prometheus")]
 
 
 def test_password_encryption_is_scram(sql):

@@ -242,7 +242,7 @@ class JsonLogTests(SimpleTestCase):
 
     def test_middleware_logs_each_request(self):
         with self.assertLogs(REQUEST_LOGGER, level="INFO") as logs:
-            self.client.get("/api/version")
+            self.client.get("/api/version", secure=True)
         self.assertEqual(len(logs.records), 1)
         record = logs.records[0]
         self.assertEqual((record.method, record.path, record.status), ("GET", "/api/version", 200))
