@@ -95,7 +95,7 @@ def test_hba_file_uses_peer_or_scram_only(host):
     assert "password" not in methods
 
 
-def test_hba_peer_only_for_postgres_backup(host):
+def test_hba_peer_only_for_listed_roles(host):
     peer = sorted((fields[1], fields[2]) for fields in hba_lines(host) if fields[-1] == "peer")
     # The exporter's role may reach only the postgres maintenance database.
     assert peer == [("all", f"{APP}_backup"), ("all", "postgres"), ("postgres", "prometheus")]
