@@ -4,6 +4,23 @@ from __future__ import annotations
 
 import re
 
+# Sandbox settings that the gunicorn instances and the backup services share, as `systemctl show` prints them.
+SANDBOX_PROPERTIES = [
+    ("ProtectSystem", "strict"),
+    ("ProtectHome", "yes"),
+    ("PrivateTmp", "yes"),
+    ("PrivateDevices", "yes"),
+    ("NoNewPrivileges", "yes"),
+    ("UMask", "0027"),
+    ("LockPersonality", "yes"),
+    ("MemoryDenyWriteExecute", "yes"),
+    ("ProtectKernelTunables", "yes"),
+    ("ProtectKernelModules", "yes"),
+    ("ProtectKernelLogs", "yes"),
+    ("ProtectControlGroups", "yes"),
+    ("RestrictAddressFamilies", "AF_INET AF_INET6 AF_UNIX"),
+]
+
 # The summary line, for example "→ Overall exposure level for operativos-backup.service: 2.1 OK :-)".
 EXPOSURE_LINE = re.compile(r"Overall exposure level for \S+: (\d+\.\d+)")
 

@@ -3,7 +3,7 @@
 import pytest
 
 from conftest import APP, BACKUP_DIR, BACKUP_USER, SERVICE, TIMER, sql
-from unit_security import exposure_level
+from unit_security import SANDBOX_PROPERTIES, exposure_level
 
 DRILL_SERVICE = f"{APP}-backup-drill.service"
 CONF_DIR = f"/etc/{APP}-backup"
@@ -76,24 +76,7 @@ def test_service_exposure_within_limit(db, unit, limit):
 
 
 @pytest.mark.parametrize("unit", [SERVICE, DRILL_SERVICE])
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
-        ("ProtectSystem", "strict"),
-        ("ProtectHome", "yes"),
-        ("PrivateTmp", "yes"),
-        ("PrivateDevices", "yes"),
-        ("NoNewPrivileges", "yes"),
-        ("UMask", "0027"),
-        ("LockPersonality", "yes"),
-        ("MemoryDenyWriteExecute", "yes"),
-        ("ProtectKernelTunables", "yes"),
-        ("ProtectKernelModules", "yes"),
-        ("ProtectKernelLogs", "yes"),
-        ("ProtectControlGroups", "yes"),
-        ("RestrictAddressFamilies", "AF_INET AF_INET6 AF_UNIX"),
-    ],
-)
+@pytest.mark.parametrize(("name", "expected"), SANDBOX_PROPERTIES)
 def test_service_sandbox_property(db, unit, name, expected):
     value = db.run("systemctl show --property %s --value %s", name, unit).stdout.strip()
     assert value == expected

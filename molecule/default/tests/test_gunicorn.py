@@ -3,7 +3,7 @@
 import pytest
 
 from conftest import ACTIVE_SOCKET, APP, INSTANCES, ROOT, unit_journal
-from unit_security import exposure_level
+from unit_security import SANDBOX_PROPERTIES, exposure_level
 
 
 def unit_property(host, unit: str, name: str) -> str:
@@ -99,21 +99,9 @@ def test_instance_exposure_at_most_2(host, instance):
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("ProtectSystem", "strict"),
+        *SANDBOX_PROPERTIES,
         ("ReadWritePaths", f"{ROOT}/shared/media"),
-        ("ProtectHome", "yes"),
-        ("PrivateTmp", "yes"),
-        ("PrivateDevices", "yes"),
-        ("NoNewPrivileges", "yes"),
         ("CapabilityBoundingSet", ""),
-        ("RestrictAddressFamilies", "AF_INET AF_INET6 AF_UNIX"),
-        ("LockPersonality", "yes"),
-        ("MemoryDenyWriteExecute", "yes"),
-        ("ProtectKernelTunables", "yes"),
-        ("ProtectKernelModules", "yes"),
-        ("ProtectKernelLogs", "yes"),
-        ("ProtectControlGroups", "yes"),
-        ("UMask", "0027"),
     ],
 )
 def test_instance_sandbox_property(host, instance, name, expected):
