@@ -8,7 +8,7 @@ export PY_COLORS := 0
 export NO_COLOR := 1
 IMAGES := operativos-systemd:bookworm operativos-systemd:trixie
 SCENARIO ?=
-LOCAL_URL := http://127.0.0.1:8080/
+LOCAL_URL := https://localhost:8443/
 
 .PHONY: help setup images demo demo-destroy test lint molecule
 
@@ -32,7 +32,7 @@ demo: setup
 	tools/build-base-image.sh bookworm
 	ansible-playbook playbooks/local-host.yml
 	ansible-playbook site.yml
-	@echo "operativos is up: $(LOCAL_URL)"
+	@echo "operativos is up: $(LOCAL_URL) (a self-signed certificate: the browser asks once)"
 
 demo-destroy:
 	if docker container inspect operativos-local >/dev/null 2>&1; then docker rm --force operativos-local; fi

@@ -38,15 +38,36 @@ def parse_curl_include(output: str) -> Response:
     return Response(status=status, headers=headers, body=body)
 
 
+# The certificate nginx serves; the scenarios generate it self-signed, so it is its own trust anchor.
+CERTIFICATE = f"/etc/nginx/tls/{APP}.crt"
+SITE = "localhost"
+
+
+def https_url(path: str, site: str = SITE) -> str:
+    """Return the HTTPS URL of a path on the site, for curl with the arguments of `curl_to_loopback`."""
+    return f"https://{site}{path}"
+
+
+def curl_to_loopback(site: str = SITE) -> str:
+    """Return curl options that connect https://<site> to 127.0.0.1 and trust the site's certificate.
+
+    The site's name goes in TLS SNI, because nginx rejects a handshake that names no known host.
+    """
+    return f"--resolve {site}:443:127.0.0.1 --cacert {CERTIFICATE}"
+
+
 @pytest.fixture
 def http(host):
-    """Return a function that requests a path from nginx on the container's loopback."""
+    """Return a function that requests a path from nginx over HTTPS on the container's loopback.
 
-    def request(path: str, host_header: str = "localhost") -> Response:
+    The TLS name is always the site's, and host_header sets the HTTP Host header.
+    """
+
+    def request(path: str, host_header: str = SITE) -> Response:
         result = host.run(
-            "curl --silent --show-error --include --max-time 15 -H %s %s",
+            f"curl --silent --show-error --include --max-time 15 {curl_to_loopback()} -H %s %s",
             f"Host: {host_header}",
-            f"http://127.0.0.1{path}",
+            https_url(path),
         )
         assert result.rc == 0, f"curl {path} failed: {result.stderr}"
         return parse_curl_include(result.stdout)

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Run every molecule scenario, in LANES parallel lanes (default 2), and print each scenario's whole output
-# when it finishes. Molecule waits on apt, pip and systemd more than on the CPU, so two lanes on two cores
-# finish the suite in well under the time of one lane. Exits 1 if any scenario failed.
+# Run every molecule scenario, in LANES parallel lanes (default 4, one per scenario), and print each scenario's
+# whole output when it finishes. Molecule waits on apt, pip and systemd more than on the CPU: on 2 cores, four
+# lanes converged all four scenarios in 13 minutes, while two lanes queued default and deploy one after the
+# other for about 40. Exits 1 if any scenario failed.
 #
 # Usage: tools/run-scenarios.sh [SCENARIO ...]   (default: every folder of molecule/ with a molecule.yml)
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
-lanes=${LANES:-2}
+lanes=${LANES:-4}
 logs=$top/.cache/molecule-logs
 mkdir -p "$logs"
 

@@ -35,6 +35,10 @@ if [[ -f $bundle ]] && git bundle list-heads "$bundle" 2>/dev/null | grep -q "^$
 fi
 
 mkdir -p "$(dirname "$bundle")"
-git -C "$work" bundle create --quiet "$bundle.tmp" main
-mv "$bundle.tmp" "$bundle"
+# Parallel scenarios converge from the same checkout, so each run writes its own temporary file and git lock.
+# The rename then replaces the bundle whole, and a reader never sees a partial file.
+tmp=$(mktemp "$bundle.XXXXXX")
+trap 'rm -rf "$work" "$tmp"' EXIT
+git -C "$work" bundle create --quiet "$tmp" main
+mv "$tmp" "$bundle"
 echo "created $commit"

@@ -19,6 +19,7 @@ import argparse
 import http.client
 import json
 import logging
+import ssl
 import statistics
 import subprocess
 import sys
@@ -33,6 +34,8 @@ log = logging.getLogger("bench_deploy")
 TOP = Path(__file__).resolve().parents[2]
 APP = "operativos"
 ROOT = f"/srv/{APP}"
+# The demo host's first server name: sent as TLS SNI and Host.
+SITE = "localhost"
 STANDIN_REPO = f"/var/lib/{APP}-standin/app.git"
 PLAIN_UNIT = f"{APP}-bench-plain.service"
 PLAIN_SOCKET = f"/run/{APP}-bench-plain/gunicorn.sock"
@@ -63,19 +66,34 @@ class Window:
         }
 
 
+class SiteConnection(http.client.HTTPConnection):
+    """HTTPS to an address, with the site's name in TLS SNI and the certificate checked for that name.
+
+    nginx rejects TLS handshakes that name no known host, and Python sends no SNI to a bare IP address.
+    """
+
+    def __init__(self, address: str, port: int, site: str, context: ssl.SSLContext, timeout: float) -> None:
+        super().__init__(address, port, timeout=timeout)
+        self.site, self.context = site, context
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock = self.context.wrap_socket(self.sock, server_hostname=self.site)
+
+
 class Load:
     """Open-loop load: request i is sent at start + i / rate, whether earlier ones have completed or not."""
 
-    def __init__(self, host: str, port: int, rate: float) -> None:
-        self.host, self.port, self.rate = host, port, rate
+    def __init__(self, host: str, port: int, rate: float, context: ssl.SSLContext) -> None:
+        self.host, self.port, self.rate, self.context = host, port, rate, context
         self.stop = threading.Event()
         self.lock = threading.Lock()
 
     def request(self, window: Window, path: str) -> None:
         started = time.monotonic()
         try:
-            connection = http.client.HTTPConnection(self.host, self.port, timeout=10)
-            connection.request("GET", path, headers={"Host": "localhost"})
+            connection = SiteConnection(self.host, self.port, SITE, self.context, timeout=10)
+            connection.request("GET", path, headers={"Host": SITE})
             response = connection.getresponse()
             response.read()
             status = response.status
@@ -149,14 +167,17 @@ def start_plain_service(container: str, startup_delay: float) -> None:
     in_container(container, f"cat > /etc/systemd/system/{PLAIN_UNIT}", stdin=unit_text)
     warm_up = startup_delay + 3
     in_container(container, f"systemctl daemon-reload && systemctl start {PLAIN_UNIT} && sleep {warm_up}")
-    plain_check = f"runuser -u www-data -- curl -sf -o /dev/null -H 'Host: localhost' --unix-socket {PLAIN_SOCKET} "
+    plain_check = (
+        f"runuser -u www-data -- curl -sf -o /dev/null -H 'Host: {SITE}' -H 'X-Forwarded-Proto: https' "
+        f"--unix-socket {PLAIN_SOCKET} "
+    )
     in_container(container, plain_check + "http://localhost/api/health")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--container", default=f"{APP}-local", help="demo host container (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=8080, help="nginx port on 127.0.0.1 (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8443, help="nginx HTTPS port on 127.0.0.1 (default: %(default)s)")
     parser.add_argument(
         "--inventory",
         default="inventories/local",
@@ -172,7 +193,9 @@ def main() -> int:
     container = args.container
     extra_vars = json.dumps({"django_app_extra_env": {"OPERATIVOS_STARTUP_DELAY_SECONDS": str(args.startup_delay)}})
     ansible = [str(TOP / ".venv/bin/ansible-playbook"), "-i", args.inventory, "-e", extra_vars]
-    load = Load("127.0.0.1", args.port, args.rate)
+    # The demo host's certificate is self-signed, so it is the only trust anchor the load needs.
+    context = ssl.create_default_context(cadata=in_container(container, f"cat /etc/nginx/tls/{APP}.crt"))
+    load = Load("127.0.0.1", args.port, args.rate, context)
 
     log.info("setting the start-up delay to %s s on %s", args.startup_delay, container)
     run([*ansible, "site.yml"])

@@ -42,6 +42,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so the logged duration covers every other middleware.
+    "apps.auxiliares.jsonlog.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -98,29 +100,37 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT") or BASE_DIR / "media")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# nginx sets X-Forwarded-Proto to the client's scheme, so request.is_secure() is true behind a TLS proxy.
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SESSION_COOKIE_SECURE = parse_bool(os.environ.get("SECURE_COOKIES"))
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Behind a TLS-terminating proxy, SECURE_PROXY_SSL_HEADER names the request header (as a META key, such as
+# HTTP_X_FORWARDED_PROTO) whose value "https" marks a request that reached the proxy over HTTPS. Only set it when
+# the proxy always overwrites that header, as this project's nginx does.
+if os.environ.get("SECURE_PROXY_SSL_HEADER", "").strip():
+    SECURE_PROXY_SSL_HEADER = (os.environ["SECURE_PROXY_SSL_HEADER"].strip(), "https")
+SECURE_SSL_REDIRECT = parse_bool(os.environ.get("SECURE_SSL_REDIRECT"))
+SESSION_COOKIE_SECURE = parse_bool(os.environ.get("SESSION_COOKIE_SECURE"))
+CSRF_COOKIE_SECURE = parse_bool(os.environ.get("CSRF_COOKIE_SECURE"))
 SECURE_HSTS_SECONDS = parse_int("SECURE_HSTS_SECONDS", os.environ.get("SECURE_HSTS_SECONDS"), default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = parse_bool(os.environ.get("SECURE_HSTS_INCLUDE_SUBDOMAINS"))
+SECURE_HSTS_PRELOAD = parse_bool(os.environ.get("SECURE_HSTS_PRELOAD"))
+SILENCED_SYSTEM_CHECKS = parse_list(os.environ.get("SILENCED_SYSTEM_CHECKS"))
 
-# One handler on stderr, which journald collects and timestamps.
+# One JSON line per record on stderr, which journald collects and timestamps. Each line carries the release id.
+# RequestLogMiddleware adds one line per request (method, path, status, duration_ms).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "simple": {"format": "%(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "apps.auxiliares.jsonlog.JsonFormatter", "release": OPERATIVOS_RELEASE},
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "stream": "ext://sys.stderr",
-            "formatter": "simple",
+            "formatter": "json",
         },
         "disallowed_host": {
             "class": "logging.StreamHandler",
             "stream": "ext://sys.stderr",
-            "formatter": "simple",
+            "formatter": "json",
             "filters": ["drop_traceback"],
         },
     },

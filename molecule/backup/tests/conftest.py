@@ -20,6 +20,8 @@ TIMER = f"{APP}-backup.timer"
 DRILL_RESULTS = f"/var/lib/{APP}-backup/drills"
 METRICS = f"/var/lib/prometheus/node-exporter/{APP}_backup_drill.prom"
 HOOK_LOG = "/var/tmp/backup-failures.log"
+# System user that runs the backups, and its PostgreSQL login role.
+BACKUP_USER = f"{APP}_backup"
 SCHEMAS = ("operativos", "historico", "cuenta")
 
 

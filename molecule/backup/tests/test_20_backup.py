@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import APP, BACKUP_DIR, SERVICE, journal, live_counts, manifest, sql, start_backup
+from conftest import APP, BACKUP_DIR, BACKUP_USER, SERVICE, journal, live_counts, manifest, sql, start_backup
 
 LATE_TABLE = "historico.creada_despues"
 
@@ -45,13 +45,14 @@ def test_sha256sums_file_checks(db, backup_run):
     assert result.rc == 0, result.stdout + result.stderr
 
 
-def test_globals_private_with_password_hash(db, backup_run):
+def test_globals_lists_roles_without_passwords(db, backup_run):
     _, new, _ = backup_run
     globals_file = db.file(f"{BACKUP_DIR}/{new[0]}/globals.sql")
-    assert globals_file.mode == 0o600
-    assert globals_file.user == "postgres"
+    assert globals_file.mode == 0o640
+    assert globals_file.user == BACKUP_USER
     assert f"CREATE ROLE {APP};" in globals_file.content_string
-    assert "SCRAM-SHA-256$" in globals_file.content_string
+    assert "SCRAM-SHA-256$" not in globals_file.content_string
+    assert "PASSWORD" not in globals_file.content_string
 
 
 def test_manifest_describes_backup(db, backup_run):
@@ -65,6 +66,18 @@ def test_manifest_describes_backup(db, backup_run):
     assert "pg_dump (PostgreSQL)" in data["pg_dump_version"]
     assert data["database_size_bytes"] > 1_000_000
     assert data["release"] == db.file(f"/srv/{APP}/current/REVISION").content_string.strip()
+
+
+def test_set_readable_by_group_only(db, backup_run):
+    """postgres, a member of the backup user's group, reads the sets for restores; other users read nothing."""
+    _, new, _ = backup_run
+    folder = f"{BACKUP_DIR}/{new[0]}"
+    assert db.file(folder).user == BACKUP_USER
+    assert db.file(folder).group == BACKUP_USER
+    assert db.file(folder).mode == 0o750
+    for name in db.run("ls -1 %s", folder).stdout.split():
+        assert db.file(f"{folder}/{name}").user == BACKUP_USER, name
+        assert db.file(f"{folder}/{name}").mode == 0o640, name
 
 
 def test_manifest_counts_match_live(db, backup_run):
@@ -83,7 +96,7 @@ def test_manifest_sha256_matches_files(db, backup_run):
 
 
 def test_late_table_in_dump(db, backup_run):
-    """pg_dump runs as the dump role, which has no grant on the late table but reads it through pg_read_all_data."""
+    """pg_dump runs as the backup role, which has no grant on the late table but reads it through pg_read_all_data."""
     _, new, _ = backup_run
     grants = sql(db, f"SELECT has_table_privilege('{APP}_backup', '{LATE_TABLE}', 'SELECT')")
     assert grants == [["t"]]

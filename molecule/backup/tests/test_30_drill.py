@@ -4,7 +4,18 @@ import json
 
 import pytest
 
-from conftest import APP, DRILL_RESULTS, METRICS, clone_set, published_sets, run_drill, sql, start_backup
+from conftest import (
+    APP,
+    BACKUP_USER,
+    DRILL_RESULTS,
+    METRICS,
+    clone_set,
+    journal,
+    published_sets,
+    run_drill,
+    sql,
+    start_backup,
+)
 
 
 def newest(db) -> str:
@@ -51,6 +62,17 @@ def test_good_drill_writes_metrics(db, good_drill):
 def test_good_drill_drops_scratch(db, good_drill):
     assert sql(db, "SELECT count(*) FROM pg_database WHERE datname = 'operativos_drill'", "postgres") == [["0"]]
     assert sql(db, "SELECT count(*) FROM pg_roles WHERE rolname = 'operativos_drill'", "postgres") == [["0"]]
+
+
+def test_drill_service_passes_in_sandbox(db):
+    """The drill unit, with its sandbox and only CAP_SETUID and CAP_SETGID, restores and checks the newest set."""
+    unit = f"{APP}-backup-drill.service"
+    result = db.run("systemctl start %s", unit)
+    assert result.rc == 0, journal(db, unit)
+    last = json.loads(db.file(f"{DRILL_RESULTS}/last.json").content_string)
+    assert last["passed"] is True, last["reason"]
+    assert last["backup_id"] == newest(db)
+    assert "drill of backup" in journal(db, unit)
 
 
 def damaged_drill(db, backup_id: str, damage: str):
@@ -150,9 +172,8 @@ def ghost(db):
             "textfile_dir": "/var/tmp/ghost-metrics",
         },
         copy={**config["copy"], "enabled": False},
-        dump_role="",
     )
-    db.run("install -d -o postgres -g postgres -m 0750 /var/tmp/ghost-backups")
+    db.run("install -d -o %s -g %s -m 0750 /var/tmp/ghost-backups", BACKUP_USER, BACKUP_USER)
     db.run("printf '%%s' %s > %s && chmod 0644 %s", json.dumps(config), GHOST_CONFIG, GHOST_CONFIG)
     sql(db, "CREATE ROLE ghost LOGIN PASSWORD 'ghost-password'", "postgres")
     sql(db, "CREATE DATABASE ghost OWNER ghost", "postgres")
@@ -161,21 +182,13 @@ def ghost(db):
         "SET ROLE ghost; CREATE SCHEMA fantasma; CREATE TABLE fantasma.t AS SELECT generate_series(1, 10) AS n",
         "ghost",
     )
-    tool = [
-        "runuser",
-        "-u",
-        "postgres",
-        "--",
-        "/usr/bin/python3",
-        f"/usr/local/lib/{APP}-backup/pgbackup.py",
-        "--config",
-        GHOST_CONFIG,
-    ]
-    backup = db.run(" ".join(["%s"] * (len(tool) + 1)), *tool, "backup")
+    command = ["/usr/bin/python3", f"/usr/local/lib/{APP}-backup/pgbackup.py", "--config", GHOST_CONFIG]
+    backup = db.run(" ".join(["%s"] * (len(command) + 5)), "runuser", "-u", BACKUP_USER, "--", *command, "backup")
     assert backup.rc == 0, backup.stderr
     sql(db, "DROP DATABASE ghost", "postgres")
     sql(db, "DROP ROLE ghost", "postgres")
-    yield tool
+    # restore-side creates roles and databases, so it runs as postgres.
+    yield ["runuser", "-u", "postgres", "--", *command]
     sql(db, "DROP DATABASE IF EXISTS ghost_side WITH (FORCE)", "postgres")
     sql(db, "DROP ROLE IF EXISTS ghost", "postgres")
     db.run("rm -rf /var/tmp/ghost-backups /var/tmp/ghost-drills /var/tmp/ghost-metrics %s", GHOST_CONFIG)
@@ -195,7 +208,17 @@ def test_restore_recreates_owner_from_globals(db, ghost):
     assert sql(db, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'ghost_side'", "postgres") == [
         ["ghost"]
     ]
+    assert sql(db, "SELECT tableowner FROM pg_tables WHERE schemaname = 'fantasma'", "ghost_side") == [["ghost"]]
+    assert sql(db, "SELECT count(*) FROM fantasma.t", "ghost_side") == [["10"]]
+
+
+def test_restore_recreates_owner_without_password(db, ghost):
+    """The globals dump contains no password hashes, so a recreated role needs a new password to log in."""
+    assert sql(db, "SELECT rolcanlogin, rolpassword IS NULL FROM pg_authid WHERE rolname = 'ghost'", "postgres") == [
+        ["t", "t"]
+    ]
     login = db.run(
         "PGPASSWORD=ghost-password psql -h 127.0.0.1 -U ghost -d ghost_side -tAc 'SELECT count(*) FROM fantasma.t'"
     )
-    assert login.stdout.strip() == "10", login.stderr
+    assert login.rc != 0
+    assert "password authentication failed" in login.stderr

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from conftest import APP, BACKUP_DIR, HOOK_LOG, SERVICE, journal, published_sets, sql
+from conftest import APP, BACKUP_DIR, BACKUP_USER, HOOK_LOG, SERVICE, journal, published_sets, sql
 
 
 def fingerprint(db) -> str:
@@ -89,8 +89,8 @@ def test_database_stopped_mid_backup(db, before):
 
 def test_backup_folder_full(db, before):
     """A 16 KiB tmpfs over the backup folder: the dump cannot be written."""
-    mount = "mount -t tmpfs -o size=16k,mode=0750,uid=$(id -u postgres),gid=$(id -g postgres) tmpfs %s"
-    assert db.run(mount, BACKUP_DIR).rc == 0
+    mount = "mount -t tmpfs -o size=16k,mode=0750,uid=$(id -u %s),gid=$(id -g %s) tmpfs %s"
+    assert db.run(mount, BACKUP_USER, BACKUP_USER, BACKUP_DIR).rc == 0
     try:
         assert db.run("systemctl start %s", SERVICE).rc != 0
         leftovers = db.run("ls -1A %s", BACKUP_DIR).stdout.split()
@@ -102,8 +102,8 @@ def test_backup_folder_full(db, before):
     assert_failed_cleanly(db, before)
 
 
-def test_dump_role_needs_read_all_data(db, before):
-    """Without pg_read_all_data the dump role cannot read the tables, so pg_dump really runs as that role."""
+def test_backup_role_needs_read_all_data(db, before):
+    """Without pg_read_all_data the backup role cannot read the tables, so pg_dump really runs as that role."""
     sql(db, f"REVOKE pg_read_all_data FROM {APP}_backup", "postgres")
     try:
         result = db.run("systemctl start %s", SERVICE)

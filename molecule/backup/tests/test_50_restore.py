@@ -10,8 +10,10 @@ CORRUPT_ID = "20000101T000010Z"
 
 
 def health(db) -> tuple[int, dict]:
+    # HTTPS with the site's name in TLS SNI (nginx rejects a handshake without it), sent to the loopback.
     result = db.run(
-        "curl --silent --max-time 15 --write-out '\\n%{http_code}' -H 'Host: localhost' http://127.0.0.1/api/health"
+        "curl --silent --max-time 15 --write-out '\\n%{http_code}' --resolve localhost:443:127.0.0.1 "
+        f"--cacert /etc/nginx/tls/{APP}.crt https://localhost/api/health"
     )
     body, _, status = result.stdout.rpartition("\n")
     return int(status), json.loads(body) if body.startswith("{") else {}

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import APP
+from conftest import APP, BACKUP_USER
 
 SETS = "/var/tmp/prune-sets"
 RESULTS = "/var/tmp/prune-drills"
@@ -17,18 +17,23 @@ def prune(db, keep: int, max_age_days: int) -> list[str]:
     config = json.loads(db.file(f"/etc/{APP}-backup/config.json").content_string)
     config.update(backup_dir=SETS, keep=keep, max_age_days=max_age_days)
     config["drill"]["result_dir"] = RESULTS
-    db.run("rm -rf %s %s && install -d -o postgres -m 0750 %s %s", SETS, RESULTS, SETS, RESULTS)
+    db.run("rm -rf %s %s && install -d -o %s -m 0750 %s %s", SETS, RESULTS, BACKUP_USER, SETS, RESULTS)
     for backup_id in IDS:
         db.run(
-            "install -d -o postgres %s && echo '{}' > %s", f"{SETS}/{backup_id}", f"{SETS}/{backup_id}/manifest.json"
+            "install -d -o %s %s && echo '{}' > %s",
+            BACKUP_USER,
+            f"{SETS}/{backup_id}",
+            f"{SETS}/{backup_id}/manifest.json",
         )
-    db.run("install -d -o postgres %s", f"{SETS}/.partial-20240107T000000Z")
+    db.run("install -d -o %s %s", BACKUP_USER, f"{SETS}/.partial-20240107T000000Z")
     for name, backup_id, passed in (("a", IDS[1], True), ("b", IDS[3], False)):
         result = json.dumps({"backup_id": backup_id, "passed": passed})
         db.run("printf '%%s' %s > %s", result, f"{RESULTS}/{name}.json")
-    db.run("printf '%%s' %s > %s && chmod 0644 %s && chown -R postgres %s", json.dumps(config), CONFIG, CONFIG, RESULTS)
+    db.run("printf '%%s' %s > %s && chmod 0644 %s", json.dumps(config), CONFIG, CONFIG)
+    db.run("chown -R %s %s", BACKUP_USER, RESULTS)
     run = db.run(
-        "runuser -u postgres -- /usr/bin/python3 %s --config %s prune",
+        "runuser -u %s -- /usr/bin/python3 %s --config %s prune",
+        BACKUP_USER,
         f"/usr/local/lib/{APP}-backup/pgbackup.py",
         CONFIG,
     )

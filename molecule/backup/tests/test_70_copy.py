@@ -39,7 +39,7 @@ def test_copy_log_reports_verification(db, newest):
 
 def test_copy_key_runs_no_shell(db):
     ssh = (
-        "runuser -u postgres -- ssh -i %s -o IdentitiesOnly=yes -o BatchMode=yes "
+        "runuser -u operativos_backup -- ssh -i %s -o IdentitiesOnly=yes -o BatchMode=yes "
         "-o UserKnownHostsFile=/etc/operativos-backup/known_hosts %s id"
     )
     result = db.run(ssh, KEY, f"{APP}-backup@operativos-backup-store")
@@ -50,7 +50,7 @@ def test_copy_key_runs_no_shell(db):
 def test_copy_key_cannot_read_back(db):
     """rrsync runs write-only: the key cannot download the copies."""
     rsync = (
-        "runuser -u postgres -- rsync -e 'ssh -i %s -o IdentitiesOnly=yes -o BatchMode=yes "
+        "runuser -u operativos_backup -- rsync -e 'ssh -i %s -o IdentitiesOnly=yes -o BatchMode=yes "
         "-o UserKnownHostsFile=/etc/operativos-backup/known_hosts' %s /tmp/"
     )
     result = db.run(rsync, KEY, f"{APP}-backup@operativos-backup-store:.")

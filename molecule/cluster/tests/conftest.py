@@ -17,6 +17,9 @@ shared = importlib.util.module_from_spec(_SPEC)
 sys.modules[_SPEC.name] = shared
 _SPEC.loader.exec_module(shared)
 APP, ROOT, Response, parse_curl_include = shared.APP, shared.ROOT, shared.Response, shared.parse_curl_include
+curl_to_loopback, https_url = shared.curl_to_loopback, shared.https_url
+# molecule/unit_security.py, for the sandbox test.
+sys.path.append(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 PREFIX = os.environ.get("OPERATIVOS_MOLECULE_PREFIX", "operativos")
 DB = f"{PREFIX}-cluster-db"
@@ -53,10 +56,8 @@ def private_address(host) -> str:
 
 
 def through_lb(lb, path: str) -> Response:
-    """Request a path from nginx on the load balancer's loopback."""
-    result = lb.run(
-        "curl --silent --show-error --include --max-time 15 -H 'Host: localhost' %s", f"http://127.0.0.1{path}"
-    )
+    """Request a path over HTTPS from nginx on the load balancer's loopback."""
+    result = lb.run(f"curl --silent --show-error --include --max-time 15 {curl_to_loopback()} %s", https_url(path))
     assert result.rc == 0, f"curl {path} through the load balancer failed: {result.stderr}"
     return parse_curl_include(result.stdout)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from conftest import APP, APP_HOSTS, APP_PORT, ROOT, private_address, serving_hosts, through_lb
+from unit_security import exposure_level
 
 # Sends the PostgreSQL SSLRequest, wraps the socket in TLS, and sends a StartupMessage for the database and role
 # that the second argument names. Prints the server's first message: an ErrorResponse's text, else the message type.
@@ -42,6 +43,14 @@ def test_tcp_socket_unit_is_enabled(apps):
         unit = host.service(f"{APP}-gunicorn-tcp.socket")
         assert unit.is_enabled, name
         assert unit.is_running, name
+
+
+def test_tcp_proxy_is_sandboxed(apps):
+    for name, host in apps.items():
+        unit = f"{APP}-gunicorn-tcp.service"
+        assert host.run("systemctl show --property DynamicUser --value %s", unit).stdout.strip() == "yes", name
+        level = exposure_level(host, unit)
+        assert level <= 2.0, f"{unit} on {name}: exposure {level}"
 
 
 def test_upstream_lists_both_app_hosts(lb, apps):
@@ -107,11 +116,29 @@ def test_app_connections_use_tls(db, lb):
     assert all(row.endswith("|t") for row in rows), rows
 
 
-def test_database_rejects_host_outside_app_group(db, lb):
-    answer = lb.run("python3 -c %s %s %s", PG_PROBE, private_address(db), APP)
+def connects(source, address: str, port: int) -> bool:
+    """Return whether a TCP connection from the source host to address:port succeeds within 5 seconds."""
+    probe = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)"
+    return source.run("python3 -c %s %s %s", probe, address, str(port)).rc == 0
+
+
+def test_firewall_drops_database_connections_from_outside_app_group(db, lb):
+    assert not connects(lb, private_address(db), 5432)
+
+
+def test_pg_hba_rejects_address_outside_app_group(db):
+    # The database host's own private address is not an app host's. The connection comes in on the loopback
+    # interface, which the firewall accepts, so pg_hba.conf is what refuses it.
+    answer = db.run("python3 -c %s %s %s", PG_PROBE, private_address(db), APP)
     assert answer.rc == 0, answer.stderr
     assert "no pg_hba.conf entry for host" in answer.stdout
-    assert private_address(lb) in answer.stdout
+    assert private_address(db) in answer.stdout
+
+
+def test_firewall_admits_app_port_from_web_servers_only(db, lb, apps):
+    for name, host in apps.items():
+        assert connects(lb, private_address(host), APP_PORT), f"the load balancer cannot reach {name}"
+        assert not connects(db, private_address(host), APP_PORT), f"the database host reaches {name}'s app port"
 
 
 def test_database_accepts_app_host_to_password_step(db, apps):

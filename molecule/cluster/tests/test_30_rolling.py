@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from conftest import APP, APP_HOSTS, ROOT, serving_hosts, through_lb
+from conftest import APP, APP_HOSTS, ROOT, curl_to_loopback, https_url, serving_hosts, through_lb
 
 STANDIN_REPO = f"/var/lib/{APP}-standin/app.git"
 WORK = "/root/standin-releases"
@@ -67,11 +67,11 @@ def commit_edition(host, branch: str, base: str, edition: str, extra_command: st
 
 
 def start_load(lb) -> None:
-    """Request /api/version through nginx about 20 times a second, at most 6000 times, until the stop file exists."""
+    """Request /api/version over HTTPS through nginx, 20 times a second, until the stop file exists (6000 at most)."""
     loop = (
         f"rm -f {LOAD_STOP} {LOAD_LOG}; for i in $(seq 1 6000); do [ -e {LOAD_STOP} ] && break; "
         "code=$(curl --silent --output /root/rolling-load.body --max-time 5 --write-out '%{http_code}' "
-        "-H 'Host: localhost' http://127.0.0.1/api/version); "
+        f"{curl_to_loopback()} {https_url('/api/version')}); "
         f'echo "$code $(tr -d "\\n" < /root/rolling-load.body | head -c 300)" >> {LOAD_LOG}; sleep 0.05; done'
     )
     lb.run("nohup bash -c %s >/dev/null 2>&1 &", loop)

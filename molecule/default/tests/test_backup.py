@@ -3,6 +3,7 @@
 import pytest
 
 from conftest import APP, unit_journal
+from unit_security import exposure_level
 
 SERVICE = f"{APP}-backup.service"
 TIMER = f"{APP}-backup.timer"
@@ -19,10 +20,15 @@ def test_timer_is_persistent(host):
     assert host.run("systemctl show --property Persistent --value %s", TIMER).stdout.strip() == "yes"
 
 
-def test_backup_folder_is_private_to_postgres(host):
+def test_backup_folder_is_private_to_backup_user(host):
     folder = host.file(BACKUP_DIR)
-    assert folder.user == "postgres"
+    assert folder.user == f"{APP}_backup"
     assert folder.mode == 0o750
+
+
+def test_backup_service_exposure_at_most_3(host):
+    level = exposure_level(host, SERVICE)
+    assert level <= 3.0, f"{SERVICE}: exposure {level} is above 3.0"
 
 
 @pytest.fixture(scope="module")

@@ -78,3 +78,34 @@ def test_server_listens_on_loopback_only(host):
     addresses = sorted(line.split()[3].rsplit(":", 1)[0] for line in listeners if line.strip())
     assert addresses
     assert set(addresses) <= {"127.0.0.1", "[::1]"}
+
+
+def hba_lines(host) -> list[list[str]]:
+    """Return the rule lines of the cluster's pg_hba.conf, split into fields, without comments."""
+    path = host.run("runuser -u postgres -- psql --no-psqlrc --tuples-only --no-align -c 'SHOW hba_file'").stdout
+    content = host.file(path.strip()).content_string
+    return [line.split() for line in content.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_hba_file_uses_peer_or_scram_only(host):
+    methods = {fields[-1] for fields in hba_lines(host)}
+    assert methods <= {"peer", "scram-sha-256"}
+    assert "trust" not in methods
+    assert "md5" not in methods
+    assert "password" not in methods
+
+
+def test_hba_peer_only_for_listed_roles(host):
+    peer = sorted((fields[1], fields[2]) for fields in hba_lines(host) if fields[-1] == "peer")
+    # The exporter's role may reach only the postgres maintenance database.
+    assert peer == [("all", f"{APP}_backup"), ("all", "postgres"), ("postgres", "prometheus")]
+
+
+def test_password_encryption_is_scram(sql):
+    assert sql("SHOW password_encryption") == [["scram-sha-256"]]
+
+
+def test_app_role_cannot_log_in_without_password(host):
+    result = host.run("psql --no-psqlrc --no-password -h 127.0.0.1 -U %s -d %s -c 'SELECT 1'", APP, APP)
+    assert result.rc != 0
+    assert "no password supplied" in result.stderr

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from conftest import APP, ROOT, Response, parse_curl_include
+from conftest import APP, ROOT, Response, curl_to_loopback, https_url, parse_curl_include
 
 STANDIN_REPO = f"/var/lib/{APP}-standin/app.git"
 WORK = "/root/standin-releases"
@@ -46,7 +46,7 @@ def run_playbook(name: str, *extra: str) -> tuple[int, str, int]:
 
 
 def fetch(host, path: str) -> Response:
-    result = host.run("curl --silent --include --max-time 15 -H 'Host: localhost' %s", f"http://127.0.0.1{path}")
+    result = host.run(f"curl --silent --include --max-time 15 {curl_to_loopback()} %s", https_url(path))
     return parse_curl_include(result.stdout)
 
 
@@ -83,7 +83,7 @@ def start_load(host) -> None:
     loop = (
         f"rm -f {LOAD_STOP} {LOAD_LOG}; for i in $(seq 1 4000); do [ -e {LOAD_STOP} ] && break; "
         "curl --silent --output /dev/null --max-time 5 --write-out '%{http_code} %{time_total}\\n' "
-        f"-H 'Host: localhost' http://127.0.0.1/api/operativos/ >> {LOAD_LOG}; sleep 0.05; done"
+        f"{curl_to_loopback()} {https_url('/api/operativos/')} >> {LOAD_LOG}; sleep 0.05; done"
     )
     host.run("nohup bash -c %s >/dev/null 2>&1 &", loop)
 

@@ -2,14 +2,17 @@
 """Back up a PostgreSQL database, restore-drill its backups and restore one into a side database.
 
 Settings come from a JSON file that the backup role writes. Each subcommand logs its start, each step, its
-result and every error with the backup id, and exits 1 on any failure. Subcommands and the user they run as:
+result and every error with the backup id, and exits 1 on any failure. Subcommands and the user they run as
+(<backup user> is the role's backup_user, a PostgreSQL login role in pg_read_all_data only; postgres and root
+read the backup sets through the <backup user> group):
 
-  backup        (postgres) write one backup set, publish it atomically, apply retention, copy it off the host
-  prune         (postgres) apply retention only
-  copy          (postgres) copy a backup set to the backup host and verify it there
-  list          (postgres or root) print the published backup sets as JSON
-  verify        (postgres or root) check a set's sha256 sums and its dump's table of contents
+  backup        (<backup user>) write one backup set, publish it atomically, apply retention, copy it off the host
+  prune         (<backup user>) apply retention only
+  copy          (<backup user>) copy a backup set to the backup host and verify it there
+  list          (<backup user>, postgres or root) print the published backup sets as JSON
+  verify        (<backup user>, postgres or root) check a set's sha256 sums and its dump's table of contents
   drill         (root) restore a set into a scratch database, check it, drop it, record the result and metrics
+  metrics       (root) write the newest published set's time, duration and size as textfile metrics
   drill-restore (postgres) the database part of a drill, which leaves the scratch database in place
   drill-cleanup (postgres) drop a drill's scratch database and role
   restore-side  (postgres) restore a set with owners and privileges into a side database for a disaster recovery
@@ -98,7 +101,9 @@ def run(
     kwargs: dict[str, Any] = {}
     if user is not None and os.geteuid() == 0 and pwd.getpwnam(user).pw_uid != 0:
         entry = pwd.getpwnam(user)
-        kwargs = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+        # The user's groups from /etc/group: postgres reads the backup sets through the backup user's group.
+        groups = os.getgrouplist(entry.pw_name, entry.pw_gid)
+        kwargs = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": groups}
     # English messages whatever the host's locale, so logs and drill results read the same everywhere.
     full_env = dict(os.environ) | {"LC_MESSAGES": "C"} | (env or {})
     if user is not None:
@@ -261,8 +266,6 @@ def dump_database(cfg: Config, work: Path, snapshot: str) -> dict[str, Any]:
     """Run pg_dump into `work` from the exported snapshot and return the manifest's dump entry."""
     db = cfg.db
     argv = ["pg_dump", f"--snapshot={snapshot}", "--no-password", f"--port={pg_port(cfg)}", f"--host={SOCKET_DIR}"]
-    if cfg["dump_role"]:
-        argv.append(f"--role={cfg['dump_role']}")
     if cfg["dump_format"] == "directory":
         name = f"{db}.dir"
         argv += ["--format=directory", f"--jobs={int(cfg['dump_jobs'])}", f"--file={work / name}"]
@@ -303,15 +306,31 @@ def dump_from_snapshot(cfg: Config, work: Path, stamp: str) -> dict[str, Any]:
 
 
 def dump_globals(cfg: Config, work: Path, stamp: str) -> None:
-    log.info("backup %s: running pg_dumpall --globals-only", stamp)
+    """Dump roles and tablespaces without password hashes, which only a superuser may read (pg_authid).
+
+    A restore recreates missing roles without a password; the postgresql role sets the app role's password.
+    """
+    log.info("backup %s: running pg_dumpall --globals-only --no-role-passwords", stamp)
     globals_file = work / GLOBALS
-    argv = ["pg_dumpall", "--globals-only", "--no-password", f"--port={pg_port(cfg)}", f"--host={SOCKET_DIR}"]
+    argv = [
+        "pg_dumpall",
+        "--globals-only",
+        "--no-role-passwords",
+        "--no-password",
+        f"--port={pg_port(cfg)}",
+        f"--host={SOCKET_DIR}",
+    ]
     run([*argv, f"--file={globals_file}"], "pg_dumpall --globals-only")
-    globals_file.chmod(0o600)
 
 
 def publish(cfg: Config, work: Path, final: Path) -> None:
-    """Flush every file and rename the temporary folder to its final name in one step."""
+    """Flush every file and rename the temporary folder to its final name in one step.
+
+    Folders get mode 0750 and files 0640 whatever the caller's umask: the owner's group (postgres is a member)
+    reads the sets for restores, and other users read nothing.
+    """
+    for path in [work, *work.rglob("*")]:
+        path.chmod(0o750 if path.is_dir() else 0o640)
     for path in data_files(work):
         fsync_path(path)
     fsync_path(work / MANIFEST)
@@ -358,7 +377,7 @@ def backup(cfg: Config, kind: str, label: str = "") -> Path:
         }
         sums = "".join(f"{digest}  {name}\n" for name, digest in sorted(manifest["files"].items()))
         (work / SUMS).write_text(sums, encoding="utf-8")
-        write_json_atomic(work / MANIFEST, manifest, mode=0o600)
+        write_json_atomic(work / MANIFEST, manifest)
         publish(cfg, work, final)
         published = True
     except (OSError, psycopg2.Error) as error:
@@ -751,10 +770,22 @@ def run_app_checks(cfg: Config, url: str, backup_id: str) -> None:
         )
 
 
-def write_metrics(cfg: Config, result: dict[str, Any]) -> None:
+def metric_prefix(cfg: Config) -> str:
+    return re.sub(r"[^a-zA-Z0-9_]", "_", cfg["app_name"]) + "_backup"
+
+
+def write_textfile(cfg: Config, name: str, lines: list[str]) -> None:
+    """Replace <textfile_dir>/<name>.prom in one rename, so node_exporter never reads half a file."""
     folder = Path(cfg["drill"]["textfile_dir"])
     folder.mkdir(parents=True, exist_ok=True)
-    prefix = re.sub(r"[^a-zA-Z0-9_]", "_", cfg["app_name"]) + "_backup_drill"
+    tmp = folder / f".{name}.prom.tmp"
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp.chmod(0o644)
+    tmp.replace(folder / f"{name}.prom")
+
+
+def write_metrics(cfg: Config, result: dict[str, Any]) -> None:
+    prefix = metric_prefix(cfg) + "_drill"
     finished = parse_iso(result["finished"]).timestamp()
     lines = [
         f"# HELP {prefix}_success 1 when the last restore drill passed, else 0.",
@@ -779,10 +810,43 @@ def write_metrics(cfg: Config, result: dict[str, Any]) -> None:
             f"# TYPE {prefix}_rto_seconds gauge",
             f"{prefix}_rto_seconds {result['rto_seconds']:.1f}",
         ]
-    tmp = folder / f".{prefix}.prom.tmp"
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tmp.chmod(0o644)
-    tmp.replace(folder / f"{prefix}.prom")
+    write_textfile(cfg, prefix, lines)
+
+
+def write_backup_metrics(cfg: Config) -> None:
+    """Write the newest published set's finish time, duration and size, and the number of sets.
+
+    A folder without a published set writes only the set count (0), so "no backup yet" shows as a missing
+    last-success metric rather than an old one.
+    """
+    prefix = metric_prefix(cfg)
+    sets = published_sets(cfg)
+    lines = [
+        f"# HELP {prefix}_sets Number of published backup sets on this host.",
+        f"# TYPE {prefix}_sets gauge",
+        f"{prefix}_sets {len(sets)}",
+    ]
+    if sets:
+        newest = sets[-1]
+        manifest = load_manifest(newest)
+        created = parse_iso(manifest["created"]).timestamp()
+        finished = parse_iso(manifest["finished"]).timestamp()
+        size = sum(p.stat().st_size for p in data_files(newest))
+        lines += [
+            f"# HELP {prefix}_last_success_timestamp_seconds Time the newest published backup set was finished.",
+            f"# TYPE {prefix}_last_success_timestamp_seconds gauge",
+            f"{prefix}_last_success_timestamp_seconds {finished:.0f}",
+            f"# HELP {prefix}_duration_seconds Time the newest published backup set took to write and check.",
+            f"# TYPE {prefix}_duration_seconds gauge",
+            f"{prefix}_duration_seconds {finished - created:.1f}",
+            f"# HELP {prefix}_size_bytes Size of the newest published backup set's data files.",
+            f"# TYPE {prefix}_size_bytes gauge",
+            f"{prefix}_size_bytes {size}",
+        ]
+        log.info("metrics of backup %s written (%d bytes, %d sets)", newest.name, size, len(sets))
+    else:
+        log.info("no published backup set in %s, so the metrics contain only the set count", cfg.backup_dir)
+    write_textfile(cfg, prefix, lines)
 
 
 def drill(cfg: Config, backup_id: str) -> dict[str, Any]:
@@ -883,6 +947,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     backup_parser.add_argument("--no-copy", action="store_true", help="skip the copy to the backup host")
     sub.add_parser("prune", help="apply retention")
     sub.add_parser("list", help="print the published backup sets as JSON")
+    sub.add_parser("metrics", help="write the newest set's textfile metrics for node_exporter")
     for name in ("copy", "verify", "drill"):
         command = sub.add_parser(name, help=f"{name} one backup set")
         command.add_argument("backup", nargs="?", default="latest", help="backup id, or 'latest' (default)")
@@ -912,6 +977,8 @@ def dispatch(cfg: Config, args: argparse.Namespace) -> int:
     elif args.command == "list":
         sets = [{"backup_id": p.name, "path": str(p), **load_manifest(p)} for p in published_sets(cfg)]
         print(json.dumps(sets, default=str))
+    elif args.command == "metrics":
+        write_backup_metrics(cfg)
     elif args.command == "copy":
         copy_set(cfg, find_set(cfg, args.backup))
     elif args.command == "verify":

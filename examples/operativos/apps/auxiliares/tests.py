@@ -1,5 +1,7 @@
 """Tests that need no database, so `manage.py test` creates no test database."""
 
+import json
+import logging
 import os
 import socket
 import subprocess
@@ -15,6 +17,7 @@ from django.test import SimpleTestCase, override_settings
 
 from .database import MissingSchemaError
 from .entorno import parse_bool, parse_int, parse_list, require_env
+from .jsonlog import REQUEST_LOGGER, JsonFormatter
 from .release import read_release_id
 
 
@@ -97,9 +100,9 @@ class EnvironmentParserTests(SimpleTestCase):
 class SettingsImportTests(SimpleTestCase):
     """Import configuracion.settings in a child process, because this process has already loaded it."""
 
-    def import_settings(self, environ):
+    def import_settings(self, environ, script="import configuracion.settings"):
         return subprocess.run(
-            [sys.executable, "-c", "import configuracion.settings"],
+            [sys.executable, "-c", script],
             check=False,
             cwd=settings.BASE_DIR,
             env={"PATH": os.environ.get("PATH", ""), **environ},
@@ -122,8 +125,34 @@ class SettingsImportTests(SimpleTestCase):
         result = self.import_settings({"SECRET_KEY": "x", "DATABASE_URL": "postgres://u:p@127.0.0.1:1/x"})
         self.assertEqual(result.returncode, 0, result.stderr)
 
+    def test_https_settings_from_environment(self):
+        environ = {
+            "SECRET_KEY": "x",
+            "DATABASE_URL": "postgres://u:p@127.0.0.1:1/x",
+            "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO",
+            "SECURE_SSL_REDIRECT": "true",
+            "SECURE_HSTS_SECONDS": "60",
+            "SILENCED_SYSTEM_CHECKS": "security.W021",
+        }
+        script = (
+            "from configuracion import settings as s; "
+            "print(s.SECURE_PROXY_SSL_HEADER, s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS, s.SILENCED_SYSTEM_CHECKS)"
+        )
+        result = self.import_settings(environ, script)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout.strip(), "('HTTP_X_FORWARDED_PROTO', 'https') True 60 ['security.W021']")
 
-@override_settings(ALLOWED_HOSTS=["testserver"])
+    def test_proxy_ssl_header_unset_by_default(self):
+        environ = {"SECRET_KEY": "x", "DATABASE_URL": "postgres://u:p@127.0.0.1:1/x"}
+        script = "from configuracion import settings as s; print(hasattr(s, 'SECURE_PROXY_SSL_HEADER'))"
+        result = self.import_settings(environ, script)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout.strip(), "False")
+
+
+# The deployed environment turns SECURE_SSL_REDIRECT on, which would redirect the test client's plain requests
+# with 301.
+@override_settings(ALLOWED_HOSTS=["testserver"], SECURE_SSL_REDIRECT=False)
 class ApiTests(SimpleTestCase):
     def test_unknown_api_path_is_json_404(self):
         response = self.client.get("/api/does-not-exist")
@@ -182,3 +211,39 @@ class ApiTests(SimpleTestCase):
         self.assertEqual(response.status_code, 503)
         self.assertEqual(response.json(), {"detail": "Database unavailable"})
         self.assertIn("GET /api/operativos/", logs.output[0])
+
+
+class JsonLogTests(SimpleTestCase):
+    def make_record(self, **extra):
+        record = logging.LogRecord("app", logging.ERROR, __file__, 1, "failed on %s", ("x",), None)
+        record.__dict__.update(extra)
+        return record
+
+    def test_line_carries_message_and_release(self):
+        entry = json.loads(JsonFormatter(release="r1").format(self.make_record()))
+        self.assertEqual(entry["message"], "failed on x")
+        self.assertEqual(entry["release"], "r1")
+        self.assertEqual(entry["level"], "ERROR")
+        self.assertEqual(entry["logger"], "app")
+
+    def test_extra_fields_are_written(self):
+        entry = json.loads(JsonFormatter().format(self.make_record(status=502, path="/api/x")))
+        self.assertEqual(entry["status"], 502)
+        self.assertEqual(entry["path"], "/api/x")
+
+    def test_traceback_stays_on_one_line(self):
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            record = self.make_record(exc_info=sys.exc_info())
+        line = JsonFormatter().format(record)
+        self.assertNotIn("\n", line)
+        self.assertIn("ValueError: boom", json.loads(line)["exception"])
+
+    def test_middleware_logs_each_request(self):
+        with self.assertLogs(REQUEST_LOGGER, level="INFO") as logs:
+            self.client.get("/api/version", secure=True)
+        self.assertEqual(len(logs.records), 1)
+        record = logs.records[0]
+        self.assertEqual((record.method, record.path, record.status), ("GET", "/api/version", 200))
+        self.assertGreaterEqual(record.duration_ms, 0)
