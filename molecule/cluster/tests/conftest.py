@@ -23,6 +23,7 @@ sys.path.append(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 PREFIX = os.environ.get("OPERATIVOS_MOLECULE_PREFIX", "operativos")
 DB = f"{PREFIX}-cluster-db"
+REPLICA = f"{PREFIX}-cluster-replica"
 APP1 = f"{PREFIX}-cluster-app1"
 APP2 = f"{PREFIX}-cluster-app2"
 LB = f"{PREFIX}-cluster-lb"
@@ -41,6 +42,11 @@ def db():
 
 
 @pytest.fixture(scope="session")
+def replica():
+    return connect(REPLICA)
+
+
+@pytest.fixture(scope="session")
 def lb():
     return connect(LB)
 
@@ -53,6 +59,12 @@ def apps():
 def private_address(host) -> str:
     """Return the host's address on the scenario's docker network, its only interface besides loopback."""
     return host.run("hostname -I").stdout.split()[0]
+
+
+def connects(source, address: str, port: int) -> bool:
+    """Return whether a TCP connection from the source host to address:port succeeds within 5 seconds."""
+    probe = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)"
+    return source.run("python3 -c %s %s %s", probe, address, str(port)).rc == 0
 
 
 def through_lb(lb, path: str) -> Response:
@@ -70,3 +82,12 @@ def serving_hosts(lb, requests: int = 20) -> list[str]:
         assert response.status == 200, response.body
         names.append(response.json()["host"])
     return names
+
+
+def psql(host, query: str, database: str = "postgres") -> str:
+    """Run one SQL statement as postgres on the host; return its unaligned output, or fail with stderr."""
+    result = host.run(
+        "runuser -u postgres -- psql --no-psqlrc --tuples-only --no-align --dbname %s -c %s", database, query
+    )
+    assert result.rc == 0, f"{query}: {result.stderr}"
+    return result.stdout.strip()

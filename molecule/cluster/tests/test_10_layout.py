@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import APP, APP_HOSTS, APP_PORT, ROOT, private_address, serving_hosts, through_lb
+from conftest import APP, APP_HOSTS, APP_PORT, ROOT, connects, private_address, serving_hosts, through_lb
 from unit_security import exposure_level
 
 # Sends the PostgreSQL SSLRequest, wraps the socket in TLS, and sends a StartupMessage for the database and role
@@ -99,7 +99,12 @@ def test_postgresql_listens_on_private_address(db):
 def test_pg_hba_admits_app_hosts_over_tls(db, apps):
     hba = db.run("runuser -u postgres -- psql --no-psqlrc --tuples-only --no-align -c 'SHOW hba_file'").stdout.strip()
     lines = [line.split() for line in db.file(hba).content_string.splitlines() if line and not line.startswith("#")]
-    remote = [line for line in lines if line[0] not in ("local",) and line[3] not in ("127.0.0.1/32", "::1/128")]
+    # The standby's replication line is checked in test_40_replica.py.
+    remote = [
+        line
+        for line in lines
+        if line[0] != "local" and line[1] != "replication" and line[3] not in ("127.0.0.1/32", "::1/128")
+    ]
     expected = sorted(["hostssl", APP, APP, f"{private_address(host)}/32", "scram-sha-256"] for host in apps.values())
     assert sorted(remote) == expected
 
@@ -114,12 +119,6 @@ def test_app_connections_use_tls(db, lb):
     ).stdout.split()
     assert rows, "no network connection of the app's role"
     assert all(row.endswith("|t") for row in rows), rows
-
-
-def connects(source, address: str, port: int) -> bool:
-    """Return whether a TCP connection from the source host to address:port succeeds within 5 seconds."""
-    probe = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)"
-    return source.run("python3 -c %s %s %s", probe, address, str(port)).rc == 0
 
 
 def test_firewall_drops_database_connections_from_outside_app_group(db, lb):
