@@ -16,7 +16,7 @@ help:
 	@echo "make demo          run the whole stack in a local systemd container and print its URL"
 	@echo "make test          lint, then every molecule scenario"
 	@echo "make lint          yamllint, ansible-lint (production profile), role variable docs and ruff"
-	@echo "make molecule      every molecule scenario; SCENARIO=name runs one (for example SCENARIO=default)"
+	@echo "make molecule      the CI scenarios; SCENARIO=name runs one (for example SCENARIO=debian13)"
 	@echo "make images        build the Debian 12 and 13 systemd images the scenarios use"
 	@echo "make setup         install Docker Engine, debootstrap and the Python tools (.venv)"
 	@echo "make demo-destroy  remove the local container"

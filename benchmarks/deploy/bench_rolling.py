@@ -5,7 +5,7 @@ Needs the scenario's containers, converged (`molecule converge -s cluster`): a d
 load balancer. The script sends its requests from this machine to the load balancer's address on the scenario's
 docker network. It measures, one after the other in the same run:
 
-1. throughput through the load balancer with both app hosts: closed-loop requests to /api/operativos/ from
+1. throughput through the load balancer with both app hosts: closed-loop HTTPS requests to /api/operativos/ from
    --concurrency threads for --seconds seconds;
 2. the same with one app host: the second one is marked `down` in the upstream and nginx reloaded;
 3. a rolling deploy of a new commit (playbooks/deploy.yml) under open-loop load at --rate requests per second,
@@ -18,11 +18,11 @@ Usage: benchmarks/deploy/bench_rolling.py --inventory <molecule inventory> [--pr
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import logging
 import os
 import re
+import ssl
 import statistics
 import sys
 import threading
@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_deploy import APP, ROOT, STANDIN_REPO, TOP, Load, in_container, measured, run
+from bench_deploy import APP, ROOT, SITE, STANDIN_REPO, TOP, Load, SiteConnection, in_container, measured, run
 
 log = logging.getLogger("bench_rolling")
 
@@ -51,25 +51,28 @@ def container_address(container: str) -> str:
     return run(["docker", "inspect", "--format", template, container]).stdout.strip()
 
 
-def throughput(address: str, concurrency: int, seconds: float) -> dict[str, object]:
-    """Send closed-loop requests to /api/operativos/ from `concurrency` threads; return the rate and latencies."""
+def throughput(address: str, context: ssl.SSLContext, concurrency: int, seconds: float) -> dict[str, object]:
+    """Send closed-loop HTTPS requests to /api/operativos/ from `concurrency` threads over keep-alive connections.
+
+    Returns the rate and latencies.
+    """
     latencies: list[float] = []
     failed = [0]
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
 
     def worker() -> None:
-        connection = http.client.HTTPConnection(address, 80, timeout=10)
+        connection = SiteConnection(address, 443, SITE, context, timeout=10)
         while time.monotonic() < deadline:
             started = time.monotonic()
             try:
-                connection.request("GET", "/api/operativos/", headers={"Host": "localhost"})
+                connection.request("GET", "/api/operativos/", headers={"Host": SITE})
                 response = connection.getresponse()
                 response.read()
                 ok = response.status == 200
             except OSError:
                 connection.close()
-                connection = http.client.HTTPConnection(address, 80, timeout=10)
+                connection = SiteConnection(address, 443, SITE, context, timeout=10)
                 ok = False
             with lock:
                 latencies.append(time.monotonic() - started)
@@ -130,15 +133,17 @@ def main() -> int:
     app_hosts = [f"{args.prefix}-cluster-app1", f"{args.prefix}-cluster-app2"]
     address = container_address(lb)
     second_app = container_address(app_hosts[1])
+    # The load balancer's certificate is self-signed in the scenario, so it is its own trust anchor.
+    context = ssl.create_default_context(cadata=in_container(lb, f"cat /etc/nginx/tls/{APP}.crt"))
     results: dict[str, object] = {}
 
-    results["two app hosts"] = throughput(address, args.concurrency, args.seconds)
+    results["two app hosts"] = throughput(address, context, args.concurrency, args.seconds)
     log.info("two app hosts: %s", results["two app hosts"])
     mark_down = f"s|^\\( *server {second_app}:.*\\);$|\\1 down;|"
     in_container(lb, f"sed -i '{mark_down}' {UPSTREAM}")
     in_container(lb, "nginx -t -q && systemctl reload nginx && sleep 2")
     try:
-        results["one app host"] = throughput(address, args.concurrency, args.seconds)
+        results["one app host"] = throughput(address, context, args.concurrency, args.seconds)
         log.info("one app host: %s", results["one app host"])
     finally:
         in_container(lb, f"sed -i 's| down;|;|' {UPSTREAM} && nginx -t -q && systemctl reload nginx", check=False)
@@ -162,7 +167,7 @@ def main() -> int:
         window.switch_seconds.append(time.monotonic() - started)
         deploy_output["text"] = result.stdout
 
-    window = measured(Load(address, 80, args.rate), "rolling deploy", rolling_deploy)
+    window = measured(Load(address, 443, args.rate, context), "rolling deploy", rolling_deploy)
     results["rolling deploy"] = {
         **window.summary(),
         "seconds_per_host": [round(seconds, 1) for seconds in host_turns(deploy_output["text"])],
