@@ -25,6 +25,21 @@ BACKUP_USER = f"{APP}_backup"
 SCHEMAS = ("operativos", "historico", "cuenta")
 
 
+# Shell commands that damage a backup set's dump. {dump} is the dump file and {folder} the set's folder.
+TRUNCATE_HALF = "truncate --size=$(( $(stat -c %s {dump}) / 2 )) {dump}"
+# The dump is cut to half and the manifest gets the sha256 of the cut dump, so only pg_restore can notice.
+TRUNCATE_HALF_AND_REHASH = (
+    'truncate --size=$(( $(stat -c %s {dump}) / 2 )) {dump} && python3 -c "'
+    "import hashlib, json, sys; p = sys.argv[1]; m = json.load(open(p + '/manifest.json')); "
+    f"m['files']['{APP}.dump'] = hashlib.sha256(open(p + '/{APP}.dump', 'rb').read()).hexdigest(); "
+    "json.dump(m, open(p + '/manifest.json', 'w'))\" {folder}"
+)
+FLIP_BYTE = (
+    "python3 -c \"import sys; p = sys.argv[1]; d = bytearray(open(p, 'rb').read()); "
+    "d[len(d) // 2] ^= 0x01; open(p, 'wb').write(d)\" {dump}"
+)
+
+
 def connect(name: str):
     return testinfra.get_host(f"ansible://{name}?ansible_inventory={os.environ['MOLECULE_INVENTORY_FILE']}")
 
@@ -95,6 +110,15 @@ def run_drill(host, backup_id: str = "latest", config: str | None = None):
     return result, printed
 
 
+def passed_drill_metric_lines(result: dict) -> list[str]:
+    """Return the textfile metric lines that a passed drill with this result writes."""
+    return [
+        f"{APP}_backup_drill_success 1\n",
+        f"{APP}_backup_drill_rto_seconds {result['rto_seconds']:.1f}\n",
+        f"{APP}_backup_drill_rpo_seconds {result['rpo_seconds']:.0f}\n",
+    ]
+
+
 def clone_set(host, source: str, target: str) -> str:
     """Copy a published set under another id, so a test may damage the copy; return its folder."""
     folder = f"{BACKUP_DIR}/{target}"
@@ -102,8 +126,8 @@ def clone_set(host, source: str, target: str) -> str:
     return folder
 
 
-def ansible_playbook(playbook: str, *extra: str) -> subprocess.CompletedProcess:
-    """Run a playbook of this repository against the scenario's inventory."""
+def ansible_playbook(playbook: str, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run a playbook (relative to the repository, or absolute) against the scenario's inventory, with extra env."""
     project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
     return subprocess.run(
         [
@@ -117,4 +141,5 @@ def ansible_playbook(playbook: str, *extra: str) -> subprocess.CompletedProcess:
         text=True,
         timeout=900,
         check=False,
+        env=os.environ | (env or {}),
     )

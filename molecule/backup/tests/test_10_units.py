@@ -25,7 +25,8 @@ def test_converge_ran_no_backup(db):
     assert db.run("ls -1A %s", BACKUP_DIR).stdout.split() == []
 
 
-def test_drill_timer_disabled_by_default(db):
+def test_drill_timer_off_on_database_host(db):
+    """backup_drill_timer_enabled is true here too, but the drills run on the backup host."""
     drill_timer = db.service(f"{APP}-backup-drill.timer")
     assert not drill_timer.is_enabled
     assert not drill_timer.is_running

@@ -430,6 +430,8 @@ def prune(cfg: Config) -> list[str]:
     keep = int(cfg["keep"])
     max_age_days = int(cfg["max_age_days"])
     protected = {sets[-1].name}
+    # TODO: read the drill results of a drill host elsewhere (backup_drill_host); until then only drills on
+    # this host protect a set here.
     drilled = newest_drilled(cfg)
     if drilled:
         protected.add(drilled)
@@ -753,7 +755,11 @@ def run_app_checks(cfg: Config, url: str, backup_id: str) -> None:
     """Run the deployed release's manage.py migrate --check and check against the scratch database."""
     manage = cfg["drill"]["manage"]
     if not cfg["drill"]["app_checks"]:
-        log.info("drill %s: application checks are off", backup_id)
+        log.info(
+            "drill %s: application checks are off (backup_drill_app_checks), so manage.py migrate --check and "
+            "check do not run",
+            backup_id,
+        )
         return
     if not Path(manage).exists():
         raise BackupError(
@@ -864,6 +870,8 @@ def drill(cfg: Config, backup_id: str) -> dict[str, Any]:
         "rpo_seconds": None,
         "rto_seconds": None,
         "scratch_database": scratch,
+        "host": socket.getfqdn(),
+        "app_checks": bool(drill_cfg["app_checks"]),
     }
     try:
         folder = find_set(cfg, backup_id)
