@@ -109,18 +109,21 @@ def flow(lb, apps):
             "B": commit_edition(host, "release-b", "main", "B"),
             "C": commit_edition(host, "release-c", "release-b", "C", broken),
         }
+
     steps = {}
     start_load(lb)
     try:
         steps["B"] = snapshot(lb, apps, *run_deploy("-e", "operativos_app_version=release-b"))
     finally:
         load = stop_load(lb)
+
     after_b = {
         "names": serving_hosts(lb, requests=20),
         "versions": {through_lb(lb, "/api/version").json()["release"] for _ in range(10)},
         "edition": through_lb(lb, "/static/auxiliares/edition.txt").body.strip(),
         "lb_current": lb.file(f"{ROOT}/current").linked_to.rsplit("/", 1)[-1],
     }
+
     # With the warm-up reduced to /api/version, C starts on the first app host and only the health gate fails.
     steps["C"] = snapshot(
         lb,
@@ -135,6 +138,7 @@ def flow(lb, apps):
         ),
     )
     after_c = {"names": serving_hosts(lb, requests=20), "edition": through_lb(lb, "/static/auxiliares/edition.txt")}
+
     return {
         "release_a": release_a,
         "commits": commits,

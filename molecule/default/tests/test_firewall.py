@@ -188,7 +188,7 @@ def test_http_answers_from_outside(host):
 def render_ruleset(tmp_path, target: str) -> str:
     """Render the ruleset on the controller for one host of a four-host inventory and return it.
 
-    db-1 is also an app host; app-1, app-2 (IPv6) and the load balancer lb-1 are separate hosts, lb-1 with an
+    db-1 is also an app host. app-1, app-2 (IPv6) and the load balancer lb-1 are separate hosts. lb-1 has an
     operativos_private_address that differs from its ansible_host.
     """
     inventory = tmp_path / "hosts.yml"
