@@ -75,6 +75,15 @@ for name in "${scenarios[@]}"; do
   if [[ $status == 0 ]]; then result=passed; else result=failed; failed=$((failed + 1)); fi
   printf '  %-10s %s in %dm%02ds\n' "$name" "$result" $((seconds / 60)) $((seconds % 60))
 done
+# The failure lines again, after the table: CI often shows only the end of the log, and a failed scenario's whole
+# output may have been printed long before.
+for name in "${scenarios[@]}"; do
+  read -r status _ <"$logs/$name.status" 2>/dev/null || status=missing
+  [[ $status == 0 ]] && continue
+  echo "----- $name: the failure lines of $logs/$name.log -----"
+  sed 's/\x1b\[[0-9;]*m//g' "$logs/$name.log" 2>/dev/null |
+    grep -E '^(FAILED|ERROR) |^E  |^(fatal|failed): \[|^CRITICAL|^ERROR  ' | grep -v -e '- RETRYING: ' | cut -c1-400 | tail -n 80
+done
 passed=$((${#scenarios[@]} - failed))
 echo "scenarios: $passed passed, $failed failed"
 ((failed == 0))

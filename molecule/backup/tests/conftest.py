@@ -40,6 +40,20 @@ FLIP_BYTE = (
 )
 
 
+def wait_until(check, seconds: float = 120, interval: float = 1):
+    """Call check until it returns a true value or the time limit passes, and return its last value.
+
+    The limit is wall-clock time, not a number of tries, because each check is an Ansible call and can take
+    several seconds while other scenarios load the machine.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        value = check()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
 def connect(name: str):
     return testinfra.get_host(f"ansible://{name}?ansible_inventory={os.environ['MOLECULE_INVENTORY_FILE']}")
 

@@ -1,10 +1,8 @@
 """Failed backups: the unit fails, the failure hook runs, earlier sets stay, and nothing is half-published."""
 
-import time
-
 import pytest
 
-from conftest import APP, BACKUP_DIR, BACKUP_USER, HOOK_LOG, SERVICE, journal, published_sets, sql
+from conftest import APP, BACKUP_DIR, BACKUP_USER, HOOK_LOG, SERVICE, journal, published_sets, sql, wait_until
 
 
 def fingerprint(db) -> str:
@@ -16,13 +14,12 @@ def hook_calls(db) -> int:
     return int(db.run("grep -c -x %s %s", SERVICE, HOOK_LOG).stdout.strip() or 0)
 
 
-def wait_for_unit_end(db, unit: str, timeout: int = 60) -> None:
-    for _ in range(timeout):
+def wait_for_unit_end(db, unit: str, seconds: int = 120) -> None:
+    def ended() -> bool:
         state = db.run("systemctl show --property ActiveState --value %s", unit).stdout.strip()
-        if state not in ("activating", "deactivating", "active"):
-            return
-        time.sleep(1)
-    raise AssertionError(f"{unit} still running after {timeout} s:\n{journal(db, unit)}")
+        return state not in ("activating", "deactivating", "active")
+
+    assert wait_until(ended, seconds), f"{unit} still running after {seconds} s:\n{journal(db, unit)}"
 
 
 def pg_unit(db) -> str:
@@ -40,49 +37,56 @@ def assert_failed_cleanly(db, before) -> None:
     assert published_sets(db) == sets, "a failed backup left or removed an entry in the backup folder"
     assert fingerprint(db) == prints
     # The hook runs in its own unit right after the failure.
-    for _ in range(10):
-        if hook_calls(db) == hooks + 1:
-            break
-        time.sleep(1)
+    wait_until(lambda: hook_calls(db) == hooks + 1, 60)
     assert hook_calls(db) == hooks + 1, f"on-failure hook did not run: {db.file(HOOK_LOG).content_string}"
+
+
+def lock_granted(db) -> bool:
+    """Return whether a session holds the exclusive lock on historico.registro."""
+    rows = sql(
+        db,
+        "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND granted "
+        "AND relation = 'historico.registro'::regclass",
+    )
+    return rows == [["1"]]
+
+
+def dump_waits_for_lock(db) -> bool:
+    """Return whether the backup's pg_dump session is waiting for a lock."""
+    rows = sql(
+        db,
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name IN ('pgbackup', 'pg_dump') "
+        "AND wait_event_type = 'Lock'",
+        "postgres",
+    )
+    return rows == [["1"]]
 
 
 def test_database_stopped_mid_backup(db, before):
     """pg_dump waits for a lock held by another session, and the cluster stops while it waits."""
     cluster = pg_unit(db)
-    # A transient unit holds the lock, so it outlives the command that starts it.
+    # A transient unit holds the lock, so it outlives the command that starts it. It sleeps far longer than the
+    # waits below, and the finally clause stops it.
     holder = (
-        "systemd-run --unit=backup-test-lock --uid=postgres --collect psql -d operativos -c "
-        "'BEGIN; LOCK TABLE historico.registro IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120)'"
+        "systemd-run --unit=backup-test-lock --uid=postgres --collect --setenv=PGAPPNAME=backup-test-lock "
+        "psql -d operativos -c "
+        "'BEGIN; LOCK TABLE historico.registro IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(900)'"
     )
     assert db.run(holder).rc == 0
     try:
-        for _ in range(20):
-            if sql(
-                db,
-                "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND granted "
-                "AND relation = 'historico.registro'::regclass",
-            ) == [["1"]]:
-                break
-            time.sleep(0.5)
+        assert wait_until(lambda: lock_granted(db), 120, 0.5), journal(db, "backup-test-lock.service")
         assert db.run("systemctl start --no-block %s", SERVICE).rc == 0
-        waiting = []
-        for _ in range(40):
-            waiting = sql(
-                db,
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name IN ('pgbackup', "
-                "'pg_dump') AND wait_event_type = 'Lock'",
-                "postgres",
-            )
-            if waiting == [["1"]]:
-                break
-            time.sleep(0.5)
-        assert waiting == [["1"]], journal(db, SERVICE)
+        assert wait_until(lambda: dump_waits_for_lock(db), 120, 0.5), journal(db, SERVICE)
         assert db.run("systemctl stop %s", cluster).rc == 0
         wait_for_unit_end(db, SERVICE)
     finally:
         db.run("systemctl stop backup-test-lock.service")
         db.run("systemctl start %s", cluster)
+        # Stopping psql leaves its server session sleeping with the lock unless the cluster was stopped too.
+        db.run(
+            "runuser -u postgres -- psql -c %s",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'backup-test-lock'",
+        )
     assert_failed_cleanly(db, before)
     assert "ERROR backup failed" in journal(db, SERVICE)
 
