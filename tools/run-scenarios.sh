@@ -81,8 +81,11 @@ for name in "${scenarios[@]}"; do
   read -r status _ <"$logs/$name.status" 2>/dev/null || status=missing
   [[ $status == 0 ]] && continue
   echo "----- $name: the failure lines of $logs/$name.log -----"
-  sed 's/\x1b\[[0-9;]*m//g' "$logs/$name.log" 2>/dev/null |
-    grep -E '^(FAILED|ERROR) |^E  |^(fatal|failed): \[|^CRITICAL|^ERROR  ' | grep -v -e '- RETRYING: ' | cut -c1-400 | tail -n 80
+  lines=$(sed 's/\x1b\[[0-9;]*m//g' "$logs/$name.log" 2>/dev/null |
+    grep -E '^(FAILED|ERROR) |^E  |^(fatal|failed): \[|^CRITICAL|^ERROR  ' | grep -v -e '- RETRYING: ' | tail -n 80)
+  # Without such lines (molecule did not start, or stopped early), the end of the log shows why.
+  [[ -n $lines ]] || lines=$(tail -n 20 "$logs/$name.log" 2>/dev/null)
+  printf '%s\n' "$lines" | cut -c1-400
 done
 passed=$((${#scenarios[@]} - failed))
 echo "scenarios: $passed passed, $failed failed"
