@@ -75,15 +75,16 @@ for name in "${scenarios[@]}"; do
   if [[ $status == 0 ]]; then result=passed; else result=failed; failed=$((failed + 1)); fi
   printf '  %-10s %s in %dm%02ds\n' "$name" "$result" $((seconds / 60)) $((seconds % 60))
 done
-# The failure lines again, after the table: CI often shows only the end of the log, and a failed scenario's whole
-# output may have been printed long before.
+# Print the failure lines again after the table, because CI may show only the end of the log, and a failed
+# scenario's whole output may have been printed long before.
 for name in "${scenarios[@]}"; do
   read -r status _ <"$logs/$name.status" 2>/dev/null || status=missing
   [[ $status == 0 ]] && continue
   echo "----- $name: the failure lines of $logs/$name.log -----"
   lines=$(sed 's/\x1b\[[0-9;]*m//g' "$logs/$name.log" 2>/dev/null |
     grep -E '^(FAILED|ERROR) |^E  |^(fatal|failed): \[|^CRITICAL|^ERROR  ' | grep -v -e '- RETRYING: ' | tail -n 80)
-  # Without such lines (molecule did not start, or stopped early), the end of the log shows why.
+  # A scenario that failed before its tests (molecule missing or a failed create) has no such lines, so the end
+  # of its log is printed instead.
   [[ -n $lines ]] || lines=$(tail -n 20 "$logs/$name.log" 2>/dev/null)
   printf '%s\n' "$lines" | cut -c1-400
 done

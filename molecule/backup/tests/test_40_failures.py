@@ -37,12 +37,12 @@ def assert_failed_cleanly(db, before) -> None:
     assert published_sets(db) == sets, "a failed backup left or removed an entry in the backup folder"
     assert fingerprint(db) == prints
     # The hook runs in its own unit right after the failure.
-    wait_until(lambda: hook_calls(db) == hooks + 1, 60)
-    assert hook_calls(db) == hooks + 1, f"on-failure hook did not run: {db.file(HOOK_LOG).content_string}"
+    hook_ran = wait_until(lambda: hook_calls(db) == hooks + 1, 60)
+    assert hook_ran, f"on-failure hook did not run: {db.file(HOOK_LOG).content_string}"
 
 
 def lock_granted(db) -> bool:
-    """Return whether a session holds the exclusive lock on historico.registro."""
+    """Return whether a session has been granted the ACCESS EXCLUSIVE lock on historico.registro."""
     rows = sql(
         db,
         "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND granted "
@@ -65,8 +65,8 @@ def dump_waits_for_lock(db) -> bool:
 def test_database_stopped_mid_backup(db, before):
     """pg_dump waits for a lock held by another session, and the cluster stops while it waits."""
     cluster = pg_unit(db)
-    # A transient unit holds the lock, so it outlives the command that starts it. It sleeps far longer than the
-    # waits below, and the finally clause stops it.
+    # A transient unit takes the lock, so the lock outlives the command that starts the unit. Its pg_sleep(900)
+    # outlasts the waits below, and the finally clause stops the unit.
     holder = (
         "systemd-run --unit=backup-test-lock --uid=postgres --collect --setenv=PGAPPNAME=backup-test-lock "
         "psql -d operativos -c "
@@ -82,7 +82,7 @@ def test_database_stopped_mid_backup(db, before):
     finally:
         db.run("systemctl stop backup-test-lock.service")
         db.run("systemctl start %s", cluster)
-        # Stopping psql leaves its server session sleeping with the lock unless the cluster was stopped too.
+        # Stopping the unit ends psql only. Its server session keeps the lock unless the cluster was stopped.
         db.run(
             "runuser -u postgres -- psql -c %s",
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'backup-test-lock'",
